@@ -1,0 +1,71 @@
+# pamiqx developer and user entry points. `make demo` and `make test` work from a fresh clone.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The machine's Python 3.12: on PATH, or a pyenv-installed 3.12 when the pyenv shim points elsewhere.
+PYTHON312 ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { command -v "$$p"; break; }; done)
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+PLUGIN_PYPROJECTS := $(wildcard plugins/*/pyproject.toml)
+LOG_DIR ?= $(CURDIR)/logs
+PYTEST_ARGS ?=
+
+.PHONY: help venv lock demo test test-all format type lint check bench aim clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	@test -n "$(PYTHON312)" || { echo "error: Python 3.12 not found (install python3.12 or put it on PATH)"; exit 1; }
+	$(PYTHON312) -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+# The stamp makes a second `make venv` with nothing changed a no-op.
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock $(PLUGIN_PYPROJECTS)
+	$(UV) sync --locked --all-packages --python "$(PYTHON312)"
+	@touch $@
+
+uv.lock: pyproject.toml $(PLUGIN_PYPROJECTS) | $(UV)
+	$(UV) lock --python "$(PYTHON312)"
+	@touch $@
+
+venv: $(VENV)/.synced ## Create .venv (Python 3.12) with pamiqx, every plugin and the dev tools
+
+lock: ## Re-resolve uv.lock after changing dependencies
+	$(UV) lock --python "$(PYTHON312)"
+
+demo: venv ## Run the quickstart experiment on the built-in simulated world
+	$(VENV)/bin/pamiqx run experiments/quickstart.toml
+
+test: venv ## Run the test suite (slow tests excluded)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-all: venv ## Run every test, slow ones included
+	$(PY) -m pytest -m "" $(PYTEST_ARGS)
+
+format: venv ## Format and fix lint in place
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+lint: venv
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+type: venv ## Type-check pamiqx/ and plugins/
+	$(VENV)/bin/mypy
+
+check: lint type test ## Format check, lint, types and tests
+
+bench: venv ## Run the benchmarks and print their numbers
+	$(PY) -m bench
+
+aim: venv ## Serve the Aim UI over the log directory on port 43800
+	$(VENV)/bin/aim up --host 127.0.0.1 --port 43800 --repo "$(LOG_DIR)"
+
+clean: ## Remove the virtual environments and caches
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

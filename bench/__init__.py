@@ -1,0 +1,1 @@
+"""pamiqx benchmarks: `make bench` or `python -m bench [NAME ...]`."""

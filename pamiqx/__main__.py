@@ -1,0 +1,5 @@
+"""``python -m pamiqx`` runs the command line."""
+
+from pamiqx.cli import main
+
+main()

@@ -1,0 +1,189 @@
+"""The ``pamiqx`` command line: run, validate, list-plugins.
+
+User mistakes (:class:`pamiqx.errors.PamiqxError`) end with a one-paragraph
+message on stderr and exit code 2; ``--debug`` shows the traceback instead.
+Heavy imports (torch, aim) happen only inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from pamiqx import __version__
+from pamiqx.api import PLUGIN_KINDS
+from pamiqx.errors import PamiqxError
+
+USER_ERROR_EXIT = 2
+
+app = typer.Typer(
+    name="pamiqx",
+    help="Curiosity-driven reinforcement learning experiments, assembled from plugins.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DebugOption = Annotated[
+    bool,
+    typer.Option("--debug", help="Show the full traceback of an error.", envvar="PAMIQX_DEBUG"),
+]
+FileArgument = Annotated[Path, typer.Argument(help="The experiment TOML file.", show_default=False)]
+OverridesArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Overrides KEY.PATH=VALUE (VALUE is TOML; a bare word is a string).",
+        show_default=False,
+    ),
+]
+
+
+@contextmanager
+def user_errors(debug: bool) -> Iterator[None]:
+    """Turn user mistakes into a short message and exit code 2."""
+    try:
+        yield
+    except PamiqxError as error:
+        if debug:
+            traceback.print_exc()
+        stderr.print(f"[bold red]error:[/] {error}", markup=True)
+        if not debug:
+            stderr.print("(run with --debug for the traceback)", style="dim")
+        raise typer.Exit(USER_ERROR_EXIT) from None
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"pamiqx {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Curiosity-driven reinforcement learning experiments, assembled from plugins."""
+
+
+@app.command("list-plugins")
+def list_plugins(
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Only this kind: environment, model or curiosity.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """List every installed plugin, and the plugins that failed to load."""
+    from pamiqx.plugins.manager import load_plugins
+
+    with user_errors(debug):
+        if kind is not None and kind not in PLUGIN_KINDS:
+            from pamiqx.suggest import did_you_mean
+
+            raise PamiqxError(
+                f"--kind '{kind}' is not a plugin kind.{did_you_mean(kind, PLUGIN_KINDS)} "
+                f"Kinds: {', '.join(PLUGIN_KINDS)}."
+            )
+        manager = load_plugins()
+        entries = [e for e in manager.entries if kind is None or e.kind == kind]
+        entries.sort(key=lambda e: (PLUGIN_KINDS.index(e.kind), e.name, e.distribution))
+        if as_json:
+            payload: dict[str, Any] = {
+                "plugins": [
+                    {
+                        "kind": e.kind,
+                        "name": e.name,
+                        "distribution": e.distribution,
+                        "version": e.version,
+                        "summary": e.plugin.summary(),
+                    }
+                    for e in entries
+                ],
+                "failures": [
+                    {
+                        "distribution": f.distribution,
+                        "version": f.version,
+                        "entry_point": f.entry_point,
+                        "reason": f.reason,
+                    }
+                    for f in manager.failures
+                ],
+            }
+            typer.echo(json.dumps(payload, indent=2))
+            return
+        from rich.table import Table
+
+        out = Console(highlight=False)
+        table = Table(title="pamiqx plugins", title_justify="left")
+        for column in ("kind", "name", "distribution", "version", "description"):
+            table.add_column(column, overflow="fold")
+        for e in entries:
+            table.add_row(e.kind, e.name, e.distribution, e.version, e.plugin.summary())
+        out.print(table)
+        if manager.failures:
+            failed = Table(title="Plugins that failed to load", title_justify="left", style="red")
+            for column in ("distribution", "version", "entry point", "reason"):
+                failed.add_column(column, overflow="fold")
+            for f in manager.failures:
+                failed.add_row(f.distribution, f.version, f.entry_point, f.reason)
+            out.print(failed)
+
+
+@app.command()
+def validate(
+    file: FileArgument,
+    overrides: OverridesArgument = None,
+    debug: DebugOption = False,
+) -> None:
+    """Check an experiment file and print it resolved, every default filled in."""
+    from pamiqx.experiment import load_experiment
+
+    with user_errors(debug):
+        resolved = load_experiment(file, overrides or [])
+        typer.echo(resolved.to_toml(), nl=False)
+
+
+@app.command()
+def run(
+    file: FileArgument,
+    overrides: OverridesArgument = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            help="Continue from a checkpoint folder, a run directory, or 'latest'.",
+            show_default=False,
+        ),
+    ] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Run an experiment: build its plugins and train until run.max_steps."""
+    from pamiqx.experiment import load_experiment
+    from pamiqx.runtime.session import run_experiment
+
+    with user_errors(debug):
+        resolved = load_experiment(file, overrides or [])
+        code = run_experiment(resolved, resume=resume)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Built-in environment plugins: the simulated maze and Gymnasium worlds."""

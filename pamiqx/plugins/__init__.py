@@ -1,0 +1,1 @@
+"""The plugin host: hook specifications and entry-point discovery."""

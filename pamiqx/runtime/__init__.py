@@ -1,0 +1,1 @@
+"""Training runtime: wiring onto pamiq-core, PPO, reward handling."""
