@@ -172,11 +172,13 @@ def run(
 ) -> None:
     """Run an experiment: build its plugins and train until run.max_steps."""
     from pamiqx.experiment import load_experiment
+    from pamiqx.plugins.manager import load_plugins
     from pamiqx.runtime.session import run_experiment
 
     with user_errors(debug):
-        resolved = load_experiment(file, overrides or [])
-        code = run_experiment(resolved, resume=resume)
+        manager = load_plugins()
+        resolved = load_experiment(file, overrides or [], manager)
+        code = run_experiment(resolved, manager, resume=resume)
     raise typer.Exit(code)
 
 

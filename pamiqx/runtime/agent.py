@@ -1,0 +1,153 @@
+"""The acting side: policy inference for a batch of worlds, and online curiosity scoring."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from pamiqx.api import Curiosity
+from pamiqx.models.networks import ActorCritic
+
+
+@attrs.frozen
+class AgentStep:
+    """What the agent saw and did at one step, on the CPU, ready for the rollout.
+
+    Attributes:
+        observations: ``(E, ...)`` observations.
+        episode_starts: ``(E,)`` which observations start an episode.
+        hidden: ``(E, H)`` recurrent state before the step.
+        actions: ``(E,)`` or ``(E, K)`` sampled actions.
+        log_probs: ``(E,)`` their log-probabilities.
+        values: ``(E,)`` value estimates per stream.
+        online_reward: ``(E,)`` intrinsic reward of the *previous* step from an
+            online curiosity, or None.
+    """
+
+    observations: torch.Tensor
+    episode_starts: torch.Tensor
+    hidden: torch.Tensor
+    actions: torch.Tensor
+    log_probs: torch.Tensor
+    values: dict[str, torch.Tensor]
+    online_reward: torch.Tensor | None
+
+
+def autocast_context(
+    device: torch.device, precision: str
+) -> contextlib.AbstractContextManager[Any]:
+    """Return bf16 autocast on CUDA when asked for, else a no-op context."""
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class PolicyAgent:
+    """Samples actions for ``E`` worlds and keeps their recurrent state.
+
+    The recurrent state stored with a step is the state *before* that step
+    (before any episode-start reset), so training windows start from it exactly.
+    """
+
+    def __init__(
+        self,
+        policy: ActorCritic,
+        curiosity: Curiosity,
+        num_envs: int,
+        device: torch.device,
+        precision: str = "fp32",
+    ) -> None:
+        """Create the agent with a zero recurrent state."""
+        self.policy = policy
+        self.curiosity = curiosity
+        self.online = curiosity.style == "online"
+        self.num_envs = num_envs
+        self.device = device
+        self.precision = precision
+        self.hidden = policy.initial_state(num_envs, device)
+        self.prev_actions: torch.Tensor | None = None
+        self._scored_current = False
+
+    def _score(self, obs: torch.Tensor, starts: torch.Tensor) -> torch.Tensor | None:
+        reward = self.curiosity.agent_step(obs, self.prev_actions, starts)
+        return None if reward is None else reward.detach().float().cpu()
+
+    @torch.inference_mode()
+    def act(
+        self, observations: npt.NDArray[Any], episode_starts: npt.NDArray[np.bool_]
+    ) -> tuple[npt.NDArray[np.int64], AgentStep]:
+        """Sample actions for the current observations.
+
+        Args:
+            observations: ``(E, ...)`` current observations.
+            episode_starts: ``(E,)`` which of them start a new episode.
+
+        Returns:
+            The actions as a numpy array and the step record for the rollout.
+        """
+        obs_cpu = torch.from_numpy(np.ascontiguousarray(observations))
+        starts_cpu = torch.from_numpy(np.asarray(episode_starts, dtype=np.bool_))
+        obs = obs_cpu.to(self.device)
+        starts = starts_cpu.to(self.device)
+        online_reward = None
+        if self.online and not self._scored_current:
+            online_reward = self._score(obs, starts)
+        self._scored_current = False
+        hidden_before = self.hidden
+        with autocast_context(self.device, self.precision):
+            dist, values, self.hidden = self.policy(obs, hidden_before, reset=starts)
+            actions = dist.sample()
+            log_probs = dist.log_prob(actions)
+        self.prev_actions = actions
+        step = AgentStep(
+            observations=obs_cpu,
+            episode_starts=starts_cpu,
+            hidden=hidden_before.float().cpu(),
+            actions=actions.cpu(),
+            log_probs=log_probs.float().cpu(),
+            values={k: v.float().cpu() for k, v in values.items()},
+            online_reward=online_reward,
+        )
+        return step.actions.numpy(), step
+
+    @torch.inference_mode()
+    def bootstrap(
+        self, observations: npt.NDArray[Any], episode_starts: npt.NDArray[np.bool_]
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """Value of the observations after a rollout, without advancing the agent.
+
+        For an online curiosity this also scores the rollout's last transition
+        (the next :meth:`act` on the same observations does not score it again).
+
+        Returns:
+            Values per stream ``(E,)`` and the online reward of the last step (or None).
+        """
+        obs = torch.from_numpy(np.ascontiguousarray(observations)).to(self.device)
+        starts = torch.from_numpy(np.asarray(episode_starts, dtype=np.bool_)).to(self.device)
+        online_reward = None
+        if self.online and not self._scored_current:
+            online_reward = self._score(obs, starts)
+            self._scored_current = True
+        with autocast_context(self.device, self.precision):
+            _, values, _ = self.policy(obs, self.hidden, reset=starts)
+        return {k: v.float() for k, v in values.items()}, online_reward
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the recurrent state and the last actions."""
+        return {
+            "hidden": self.hidden.cpu(),
+            "prev_actions": None if self.prev_actions is None else self.prev_actions.cpu(),
+            "scored_current": self._scored_current,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.hidden = state["hidden"].to(self.device)
+        prev = state["prev_actions"]
+        self.prev_actions = None if prev is None else prev.to(self.device)
+        self._scored_current = bool(state["scored_current"])

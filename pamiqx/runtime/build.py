@@ -1,0 +1,159 @@
+"""Experiment + plugin registry -> the pieces of a run (worlds, models, curiosity, learner)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+
+from pamiqx.api import (
+    BuildContext,
+    Curiosity,
+    CuriosityPlugin,
+    Environment,
+    EnvironmentPlugin,
+    ModelPlugin,
+)
+from pamiqx.errors import EnvironmentUnavailableError, PamiqxError, PluginError
+from pamiqx.experiment import ResolvedExperiment, ResolvedPlugin
+from pamiqx.models.networks import ActorCritic
+from pamiqx.runtime.agent import PolicyAgent
+from pamiqx.runtime.ppo import PPOLearner
+
+
+def resolve_device(requested: str) -> torch.device:
+    """Turn ``auto``/``cpu``/``cuda``/``cuda:N`` into a device, checking CUDA is there.
+
+    Raises:
+        PamiqxError: CUDA was asked for but is not available.
+    """
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise PamiqxError(
+            f"run.device = '{requested}' but CUDA is not available here; use 'auto' or 'cpu'."
+        )
+    return torch.device(requested)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA) random generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@attrs.define
+class Components:
+    """Everything a run loop needs, built and on the device."""
+
+    envs: list[Environment]
+    models: dict[str, torch.nn.Module]
+    policy: ActorCritic
+    curiosity: Curiosity
+    agent: PolicyAgent
+    learner: PPOLearner
+    device: torch.device
+
+
+def _instantiate(resolved: ResolvedPlugin, base: type[Any]) -> Any:
+    plugin = resolved.entry.plugin()
+    if not isinstance(plugin, base):
+        raise PluginError(
+            f"plugin '{resolved.entry.qualified_name}' is not a {base.__name__} subclass."
+        )
+    return plugin
+
+
+def _build_step(what: str, resolved: ResolvedPlugin, build: Any) -> Any:
+    """Call a plugin's build, naming the plugin if it fails with an ordinary exception."""
+    try:
+        return build()
+    except PamiqxError:
+        raise
+    except (ImportError, OSError, RuntimeError, ValueError, TypeError) as error:
+        entry = resolved.entry
+        raise PluginError(
+            f"{what} plugin '{entry.name}' ({entry.distribution} {entry.version}) failed to "
+            f"build: {type(error).__name__}: {error}"
+        ) from error
+
+
+def build_environments(
+    resolved: ResolvedExperiment, device: torch.device, run_dir: Path | None
+) -> list[Environment]:
+    """Build ``run.num_envs`` copies of the environment (one for real-time worlds)."""
+    exp = resolved.experiment
+    plugin = _instantiate(resolved.environment, EnvironmentPlugin)
+    envs: list[Environment] = []
+    for index in range(exp.run.num_envs):
+        context = BuildContext(
+            exp.name, exp.seed, str(device), run_dir, exp.run.time_scale, env_index=index
+        )
+        env = _build_step(
+            "environment",
+            resolved.environment,
+            lambda context=context: plugin.build(resolved.environment.options, context),
+        )
+        envs.append(env)
+        if env.realtime and exp.run.num_envs > 1:
+            raise EnvironmentUnavailableError(
+                f"environment '{resolved.environment.entry.name}' runs in real time: "
+                "run.num_envs must be 1."
+            )
+    return envs
+
+
+def build_components(
+    resolved: ResolvedExperiment, envs: list[Environment], run_dir: Path | None
+) -> Components:
+    """Build models, curiosity, agent and learner for already-built worlds.
+
+    Args:
+        resolved: The validated experiment.
+        envs: The worlds (their specs size the models).
+        run_dir: The run directory.
+
+    Returns:
+        The components, on the experiment's device.
+    """
+    exp = resolved.experiment
+    device = resolve_device(exp.run.device)
+    seed_everything(exp.seed)
+    context = BuildContext(exp.name, exp.seed, str(device), run_dir, exp.run.time_scale)
+    obs_spec, action_spec = envs[0].observation_spec, envs[0].action_spec
+    models: dict[str, torch.nn.Module] = {}
+    for role, model in resolved.models.items():
+        plugin = _instantiate(model, ModelPlugin)
+        models[role] = _build_step(
+            f"models.{role}",
+            model,
+            lambda plugin=plugin, model=model: plugin.build(
+                model.options, context, obs_spec, action_spec, dict(models)
+            ),
+        ).to(device)
+    policy = models["policy"]
+    if not isinstance(policy, ActorCritic):
+        raise PluginError(
+            f"[models.policy] plugin '{resolved.models['policy'].entry.name}' must build a "
+            "pamiqx.models.networks.ActorCritic (the PPO learner drives it)."
+        )
+    curiosity_plugin = _instantiate(resolved.curiosity, CuriosityPlugin)
+    curiosity: Curiosity = _build_step(
+        "curiosity",
+        resolved.curiosity,
+        lambda: curiosity_plugin.build(resolved.curiosity.options, context, obs_spec, action_spec),
+    )
+    agent = PolicyAgent(policy, curiosity, len(envs), device, exp.run.precision)
+    learner = PPOLearner(
+        policy,
+        exp.policy,
+        device,
+        exp.run.precision,
+        generator=torch.Generator().manual_seed(exp.seed),
+    )
+    return Components(envs, models, policy, curiosity, agent, learner, device)

@@ -1,0 +1,206 @@
+"""The policy learner: clipped PPO with GAE over extrinsic and intrinsic reward streams.
+
+Extrinsic rewards are episodic (discount ``gamma_ext``, cut at episode ends);
+intrinsic rewards are non-episodic (``gamma_int``) and divided by a running
+estimate of the spread of their discounted return, as in RND. Each stream has
+its own value head; advantages are mixed with ``ext_coef`` and ``int_coef``.
+A recurrent policy trains on windows of ``sequence_length`` consecutive steps,
+each starting from the recurrent state stored when it was collected.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import torch
+
+from pamiqx.experiment import PolicyConfig
+from pamiqx.models.networks import ActorCritic
+from pamiqx.runtime.agent import autocast_context
+from pamiqx.runtime.ppo_math import (
+    PPOLossConfig,
+    compute_gae,
+    explained_variance,
+    normalize_advantages,
+    ppo_loss,
+)
+from pamiqx.runtime.rewards import IntrinsicRewardNormalizer, mix_advantages
+from pamiqx.runtime.rollout import RolloutBatch
+
+
+def make_optimizer(
+    parameters: Any, name: str, lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    """Return Adam, or SGD with Nesterov momentum 0.9 (the reference experiments' choice)."""
+    if name == "sgd":
+        return torch.optim.SGD(
+            parameters, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
+        )
+    return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, eps=1e-5)
+
+
+class PPOLearner:
+    """Trains an :class:`ActorCritic` on rollouts."""
+
+    def __init__(
+        self,
+        policy: ActorCritic,
+        config: PolicyConfig,
+        device: torch.device,
+        precision: str = "fp32",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        """Create the optimizer and the intrinsic-reward normaliser.
+
+        Args:
+            policy: The policy (its parameters are trained in place).
+            config: PPO hyperparameters.
+            device: The training device.
+            precision: ``fp32`` or ``bf16`` (autocast on CUDA).
+            generator: CPU generator for minibatch shuffling (seeded by the host).
+        """
+        self.policy = policy
+        self.config = config
+        self.device = device
+        self.precision = precision
+        self.generator = generator or torch.Generator().manual_seed(0)
+        self.optimizer = make_optimizer(
+            policy.parameters(), config.optimizer, config.lr, config.weight_decay
+        )
+        self.int_normalizer = IntrinsicRewardNormalizer(gamma=config.gamma_int)
+        self.loss_config = PPOLossConfig(
+            clip_range=config.clip_range,
+            value_clip_range=config.value_clip_range,
+            value_coef=config.value_coef,
+            entropy_coef=config.entropy_coef,
+        )
+        self.updates = 0
+
+    def train(self, batch: RolloutBatch, intrinsic: torch.Tensor) -> dict[str, float]:
+        """Run the PPO epochs on one rollout.
+
+        Args:
+            batch: The rollout on the training device.
+            intrinsic: Raw intrinsic rewards ``(T, E)`` from the curiosity.
+
+        Returns:
+            Metrics of this training phase (means over minibatches).
+        """
+        cfg = self.config
+        int_norm = self.int_normalizer.normalize(intrinsic.float())
+        adv_ext, ret_ext = compute_gae(
+            batch.rewards_ext,
+            batch.values["ext"],
+            batch.dones.float(),
+            batch.last_values["ext"],
+            cfg.gamma_ext,
+            cfg.gae_lambda,
+            episodic=True,
+        )
+        adv_int, ret_int = compute_gae(
+            int_norm,
+            batch.values["int"],
+            batch.dones.float(),
+            batch.last_values["int"],
+            cfg.gamma_int,
+            cfg.gae_lambda,
+            episodic=False,
+        )
+        advantages = mix_advantages(adv_ext, adv_int, cfg.ext_coef, cfg.int_coef)
+        if cfg.normalize_advantages:
+            advantages = normalize_advantages(advantages)
+        returns = {"ext": ret_ext, "int": ret_int}
+
+        steps, envs = batch.rewards_ext.shape
+        length = min(cfg.sequence_length, steps) if self.policy.is_recurrent else 1
+        windows = _windows(steps, envs, length)
+        per_minibatch = max(1, cfg.minibatch_size // length)
+        sums: dict[str, float] = defaultdict(float)
+        count = 0
+        self.policy.train()
+        for _ in range(cfg.epochs):
+            order = torch.randperm(len(windows), generator=self.generator)
+            for start in range(0, len(windows), per_minibatch):
+                chosen = windows[order[start : start + per_minibatch]]
+                metrics = self._step(batch, chosen, length, advantages, returns)
+                for k, v in metrics.items():
+                    sums[k] += v
+                count += 1
+        self.updates += 1
+        result = {k: v / count for k, v in sums.items()}
+        result.update(
+            {
+                "reward/intrinsic": float(intrinsic.mean()),
+                "reward/intrinsic_normalized": float(int_norm.mean()),
+                "reward/extrinsic": float(batch.rewards_ext.mean()),
+                "value/explained_variance_ext": explained_variance(batch.values["ext"], ret_ext),
+                "value/explained_variance_int": explained_variance(batch.values["int"], ret_int),
+                "ppo/updates": float(self.updates),
+            }
+        )
+        return result
+
+    def _step(
+        self,
+        batch: RolloutBatch,
+        windows: torch.Tensor,
+        length: int,
+        advantages: torch.Tensor,
+        returns: dict[str, torch.Tensor],
+    ) -> dict[str, float]:
+        # windows: (B, 2) of (start step, env); gather (length, B) index grids.
+        t_index = windows[:, 0].unsqueeze(0) + torch.arange(length).unsqueeze(1)
+        e_index = windows[:, 1].unsqueeze(0).expand(length, -1)
+        t_index, e_index = t_index.to(self.device), e_index.to(self.device)
+
+        def take(x: torch.Tensor) -> torch.Tensor:
+            return x[t_index, e_index].reshape(-1, *x.shape[2:])
+
+        observations = batch.observations[t_index, e_index]
+        hidden0 = batch.hidden[t_index[0], e_index[0]]
+        resets = batch.episode_starts[t_index, e_index].float()
+        with autocast_context(self.device, self.precision):
+            dist, values, _ = self.policy.forward_sequence(observations, hidden0, resets)
+            new_log_prob = dist.log_prob(take(batch.actions))
+            loss, metrics = ppo_loss(
+                new_log_prob.float(),
+                take(batch.log_probs),
+                take(advantages),
+                {k: v.float() for k, v in values.items()},
+                {k: take(v) for k, v in batch.values.items()},
+                {k: take(v) for k, v in returns.items()},
+                dist.entropy().float(),
+                self.loss_config,
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.policy.parameters(), self.config.max_grad_norm
+        )
+        self.optimizer.step()
+        metrics["grad_norm"] = float(grad_norm)
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the optimizer, normaliser and counters (the policy is saved by the host)."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "int_normalizer": self.int_normalizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.int_normalizer.load_state_dict(state["int_normalizer"])
+        self.generator.set_state(state["generator"])
+        self.updates = int(state["updates"])
+
+
+def _windows(steps: int, envs: int, length: int) -> torch.Tensor:
+    """Return ``(N, 2)`` (start, env) pairs tiling each world's steps by ``length``."""
+    starts = torch.arange(0, steps - length + 1, length)
+    grid_t, grid_e = torch.meshgrid(starts, torch.arange(envs), indexing="ij")
+    return torch.stack([grid_t.reshape(-1), grid_e.reshape(-1)], dim=1)

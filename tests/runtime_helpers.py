@@ -1,0 +1,132 @@
+"""Small experiments and a metrics-recording test plugin for runtime tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.fake_dists import write_distribution
+
+TINY_MAZE = """
+name = "{name}"
+seed = {seed}
+
+[run]
+max_steps = {max_steps}
+device = "cpu"
+num_envs = 2
+checkpoint_every = {checkpoint_every}
+log_every = 1
+log_dir = "{log_dir}"
+
+[environment]
+plugin = "sim-maze"
+size = 32
+map_size = 11
+rooms = 2
+
+[models.encoder]
+plugin = "conv-encoder"
+feature_dim = 32
+channels = [8, 16, 16]
+
+[models.policy]
+plugin = "actor-critic"
+hidden = [32]
+
+[curiosity]
+plugin = "{curiosity}"
+
+[policy]
+rollout_steps = 32
+epochs = 2
+minibatch_size = 32
+
+[tracking]
+enabled = {tracking}
+"""
+
+# A test curiosity that pays for walking forward (discrete action 1), and an
+# observer recording every metrics batch, so tests can read the run in-process.
+RECORDER = '''
+from typing import Any
+
+import attrs
+import torch
+
+import pamiqx
+from pamiqx.api import Curiosity, CuriosityPlugin
+
+METRICS: list[tuple[int, dict[str, float]]] = []
+CALLS = {"rewards": 0, "update": 0}
+
+
+@attrs.frozen
+class Options:
+    target_action: int = 1
+
+
+class ForwardBonus(Curiosity):
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.scale = torch.nn.Linear(1, 1)
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"scale": self.scale}
+
+    def rewards(self, batch: Any) -> torch.Tensor:
+        CALLS["rewards"] += 1
+        assert batch.observations.shape[:2] == batch.dones.shape
+        return (batch.actions == self.target).float()
+
+    def update(self, batch: Any) -> dict[str, float]:
+        CALLS["update"] += 1
+        return {"updates": float(CALLS["update"])}
+
+
+class ForwardBonusPlugin(CuriosityPlugin):
+    """Pays intrinsic reward for one chosen action (tests the wiring)."""
+
+    name = "forward-bonus"
+    Options = Options
+
+    def build(self, options: Any, context: Any, obs_spec: Any, action_spec: Any) -> Curiosity:
+        return ForwardBonus(options.target_action)
+
+
+@pamiqx.hookimpl
+def pamiqx_register_curiosities():
+    return [ForwardBonusPlugin]
+
+
+@pamiqx.hookimpl
+def pamiqx_metrics_emitted(step, metrics):
+    METRICS.append((step, dict(metrics)))
+'''
+
+
+def install_recorder(root: Path) -> None:
+    """Put the recorder plugin distribution on ``root`` (a sys.path folder)."""
+    write_distribution(
+        root, "pamiqx-recorder", "1.0", {"pamiqx_recorder": RECORDER}, {"rec": "pamiqx_recorder"}
+    )
+
+
+def tiny_maze(
+    log_dir: Path,
+    name: str = "tiny",
+    seed: int = 0,
+    max_steps: int = 256,
+    checkpoint_every: int = 0,
+    curiosity: str = "none",
+    tracking: bool = False,
+) -> str:
+    """Return the TOML of a small, fast maze experiment."""
+    return TINY_MAZE.format(
+        name=name,
+        seed=seed,
+        max_steps=max_steps,
+        checkpoint_every=checkpoint_every,
+        log_dir=log_dir,
+        curiosity=curiosity,
+        tracking=str(tracking).lower(),
+    )

@@ -1,0 +1,211 @@
+"""The training runtime end to end: wiring, determinism, learning, checkpoints, resume, Aim."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from pamiqx.checkpoint import list_checkpoints, load_checkpoint, read_meta
+from pamiqx.experiment import load_experiment
+from pamiqx.plugins.manager import load_plugins
+from pamiqx.runtime.session import run_experiment
+from pamiqx.tracking import read_metrics
+from tests.runtime_helpers import install_recorder, tiny_maze
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(path: Path, *overrides: str, resume: str | None = None) -> int:
+    manager = load_plugins()
+    resolved = load_experiment(path, list(overrides), manager)
+    from rich.console import Console
+
+    return run_experiment(
+        resolved, manager, resume=resume, console=Console(file=open(os.devnull, "w"))
+    )
+
+
+def _recorded() -> list[tuple[int, dict[str, float]]]:
+    import pamiqx_recorder  # type: ignore[import-not-found]
+
+    return list(pamiqx_recorder.METRICS)
+
+
+def _reset_recorder() -> None:
+    import pamiqx_recorder  # type: ignore[import-not-found]
+
+    pamiqx_recorder.METRICS.clear()
+
+
+def test_test_curiosity_is_wired_and_its_reward_is_learned(
+    dist_root: Path, tmp_path: Path, write_toml: Callable[..., Path]
+) -> None:
+    install_recorder(dist_root)
+    path = write_toml(tiny_maze(tmp_path / "logs", curiosity="forward-bonus", max_steps=3072))
+    assert _run(path, "policy.ext_coef=0.0", "policy.lr=1e-3", "policy.entropy_coef=0.0") == 0
+    import pamiqx_recorder  # type: ignore[import-not-found]
+
+    assert pamiqx_recorder.CALLS["rewards"] == pamiqx_recorder.CALLS["update"] == 3072 // 64
+    metrics = _recorded()
+    fraction = [m["reward/intrinsic"] for _, m in metrics]  # share of steps walking forward
+    assert metrics[-1][1]["curiosity/updates"] == 48
+    # Uniform over 7 actions at the start; the policy learns to seek the intrinsic reward.
+    assert sum(fraction[:3]) / 3 < 0.3
+    assert sum(fraction[-3:]) / 3 > 0.5, fraction
+
+
+def test_lockstep_runs_are_deterministic_per_seed(
+    dist_root: Path, tmp_path: Path, write_toml: Callable[..., Path]
+) -> None:
+    install_recorder(dist_root)
+    runs = []
+    for seed in (3, 3, 4):
+        _reset_recorder()
+        path = write_toml(tiny_maze(tmp_path / "logs", seed=seed, max_steps=192), f"s{seed}.toml")
+        assert _run(path) == 0
+        runs.append(
+            [(s, {k: v for k, v in m.items() if not k.startswith("perf/")}) for s, m in _recorded()]
+        )
+    assert len(runs[0]) == 3
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
+def test_cartpole_is_learned_from_extrinsic_reward(dist_root: Path, tmp_path: Path) -> None:
+    install_recorder(dist_root)
+    code = _run(
+        ROOT / "experiments" / "cartpole.toml",
+        "run.max_steps=20000",
+        f'run.log_dir="{tmp_path}"',
+        "tracking.enabled=false",
+    )
+    assert code == 0
+    returns = [m["episode_return"] for _, m in _recorded() if "episode_return" in m]
+    assert returns[0] < 40, returns  # a random policy balances ~20 steps
+    assert sum(returns[-3:]) / 3 > 150, returns
+
+
+def test_checkpoint_resume_and_aim_run_continue(
+    dist_root: Path, tmp_path: Path, write_toml: Callable[..., Path]
+) -> None:
+    install_recorder(dist_root)
+    logs = tmp_path / "logs"
+    path = write_toml(tiny_maze(logs, max_steps=256, checkpoint_every=128, tracking=True))
+    assert _run(path) == 0
+    [run_dir] = (logs / "tiny").iterdir()
+    checkpoints = list_checkpoints(run_dir)
+    assert [read_meta(p)["step"] for p in checkpoints] == [128, 256]
+    state, meta = load_checkpoint(checkpoints[-1], "tiny")
+    assert state["step"] == 256 and meta["aim_run_hash"]
+    assert (run_dir / "experiment.toml").read_text().startswith("# Resolved by pamiqx")
+
+    assert _run(path, "run.max_steps=512", resume="latest") == 0
+    assert read_meta(list_checkpoints(run_dir)[-1])["step"] == 512
+    runs = read_metrics(logs / "aim")
+    assert list(runs) == [meta["aim_run_hash"]]  # the resumed run continued the same Aim run
+    coverage = runs[meta["aim_run_hash"]]["coverage"]
+    steps = [s for s, _ in coverage]
+    assert steps == sorted(steps) and steps[0] == 64 and steps[-1] == 512
+    assert all(0 < v <= 1 for _, v in coverage)
+    events = [
+        json.loads(line)["event"] for line in (run_dir / "events.jsonl").read_text().splitlines()
+    ]
+    assert events[0] == "start" and "resume" in events and events[-1] == "end"
+
+
+def test_corrupt_and_foreign_checkpoints_are_clear_errors(
+    tmp_path: Path, write_toml: Callable[..., Path], cli: Callable[..., tuple[int, str]]
+) -> None:
+    logs = tmp_path / "logs"
+    path = write_toml(tiny_maze(logs, max_steps=64, checkpoint_every=64))
+    code, out = cli("run", str(path))
+    assert code == 0, out
+    [run_dir] = (logs / "tiny").iterdir()
+    [checkpoint] = list_checkpoints(run_dir)
+    state_file = checkpoint / "state.pt"
+    data = bytearray(state_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    state_file.write_bytes(bytes(data))
+    code, out = cli("run", str(path), "run.max_steps=128", "--resume", "latest")
+    assert code == 2 and "corrupt" in out and str(checkpoint) in out and "Traceback" not in out
+
+    other = write_toml(tiny_maze(logs, name="other", max_steps=64), "other.toml")
+    code, out = cli("run", str(other), "--resume", str(run_dir))
+    assert code == 2 and "belongs to experiment 'tiny'" in out
+    code, out = cli("run", str(other), "--resume", "latest")
+    assert code == 2 and "no checkpoint of experiment 'other'" in out
+
+
+def _spawn(path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pamiqx", "run", str(path), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.timeout(240)
+def test_kill_9_at_a_random_moment_then_resume_latest(
+    tmp_path: Path, write_toml: Callable[..., Path]
+) -> None:
+    logs = tmp_path / "logs"
+    path = write_toml(tiny_maze(logs, max_steps=2048, checkpoint_every=64))
+    proc = _spawn(path)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(logs.glob("tiny/*/checkpoints/step-*")):
+        time.sleep(0.05)
+    time.sleep(random.uniform(0.0, 2.0))  # somewhere mid-run, possibly mid-checkpoint
+    proc.kill()
+    proc.wait()
+    [run_dir] = (logs / "tiny").iterdir()
+    for checkpoint in list_checkpoints(run_dir):  # every complete checkpoint loads
+        load_checkpoint(checkpoint, "tiny")
+    resumed = _spawn(path, "--resume", "latest")
+    out, _ = resumed.communicate(timeout=200)
+    assert resumed.returncode == 0, out
+    final = list_checkpoints(run_dir)[-1]
+    state, meta = load_checkpoint(final, "tiny")
+    assert meta["step"] == state["step"] == 2048
+    assert "steps: 2,048 / 2,048" in out
+    assert not list((run_dir / "checkpoints").glob(".tmp-*"))
+
+
+@pytest.mark.timeout(240)
+def test_sigterm_saves_a_checkpoint_and_exits_143(
+    tmp_path: Path, write_toml: Callable[..., Path]
+) -> None:
+    logs = tmp_path / "logs"
+    path = write_toml(tiny_maze(logs, max_steps=100_000, checkpoint_every=0))
+    proc = _spawn(path)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(logs.glob("tiny/*/events.jsonl")):
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out
+    [run_dir] = (logs / "tiny").iterdir()
+    [checkpoint] = list_checkpoints(run_dir)
+    meta = read_meta(checkpoint)
+    assert meta["reason"] == "signal SIGTERM" and 0 < meta["step"] < 100_000
+    assert "Exception ignored" not in out and "Traceback" not in out
+
+
+def test_device_auto_is_cpu_here_or_cuda_when_present() -> None:
+    from pamiqx.runtime.build import resolve_device
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
