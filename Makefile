@@ -57,7 +57,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 type: venv ## Type-check pamiqx/ and plugins/
-	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy pamiqx $(wildcard plugins/*/src)
 
 check: lint type test ## Format check, lint, types and tests
 
