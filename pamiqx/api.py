@@ -132,7 +132,7 @@ class Environment(abc.ABC):
         control_interval: Seconds per agent step for real-time worlds.
     """
 
-    realtime: ClassVar[bool] = False
+    realtime: bool = False
     control_interval: float | None = None
 
     @property

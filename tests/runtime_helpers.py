@@ -130,3 +130,103 @@ def tiny_maze(
         curiosity=curiosity,
         tracking=str(tracking).lower(),
     )
+
+
+# A real-time world at 10 Hz that records when (in pamiq-core's scaled time)
+# each action arrives, and whether training was running at that moment.
+REALTIME_WORLD = '''
+from typing import Any
+
+import attrs
+import numpy as np
+from pamiq_core import time as pamiq_time
+
+import pamiqx
+from pamiqx.api import ActionSpec, EnvStep, Environment, EnvironmentPlugin, ObservationSpec
+
+ACTION_TIMES: list[float] = []
+
+
+@attrs.frozen
+class Options:
+    hz: float = 10.0
+
+
+class TickingWorld(Environment):
+    realtime = True
+
+    def __init__(self, hz: float) -> None:
+        self.control_interval = 1.0 / hz
+        self.rng = np.random.default_rng(0)
+        self.t = 0
+
+    @property
+    def observation_spec(self) -> ObservationSpec:
+        return ObservationSpec((16, 16, 3), "uint8", "image")
+
+    @property
+    def action_spec(self) -> ActionSpec:
+        return ActionSpec("discrete", (3,))
+
+    def observe(self) -> EnvStep:
+        frame = np.full((16, 16, 3), (self.t * 7) % 255, dtype=np.uint8)
+        return EnvStep(frame, 0.0, self.t == 0)
+
+    def affect(self, action: Any) -> None:
+        ACTION_TIMES.append(pamiq_time.perf_counter())
+        self.t += 1
+
+
+class TickingWorldPlugin(EnvironmentPlugin):
+    """A 10 Hz fake real-time world."""
+
+    name = "ticking-world"
+    Options = Options
+
+    def build(self, options: Any, context: Any) -> Environment:
+        return TickingWorld(options.hz)
+
+
+@pamiqx.hookimpl
+def pamiqx_register_environments():
+    return [TickingWorldPlugin]
+'''
+
+REALTIME_EXPERIMENT = """
+name = "realtime"
+seed = 0
+
+[run]
+max_steps = {max_steps}
+device = "cpu"
+time_scale = {time_scale}
+checkpoint_every = {checkpoint_every}
+log_every = 1
+log_dir = "{log_dir}"
+
+[environment]
+plugin = "ticking-world"
+
+[models.encoder]
+plugin = "conv-encoder"
+feature_dim = 32
+channels = [8, 16, 16]
+
+[models.policy]
+plugin = "actor-critic"
+hidden = [32]
+
+[policy]
+rollout_steps = 32
+epochs = 4
+minibatch_size = 32
+
+[tracking]
+enabled = false
+"""
+
+
+def install_ticking_world(root: Path) -> None:
+    """Put the fake real-time world distribution on ``root``."""
+    modules = {"pamiqx_ticking": REALTIME_WORLD}
+    write_distribution(root, "pamiqx-ticking", "1.0", modules, {"tick": "pamiqx_ticking"})

@@ -209,3 +209,33 @@ def test_device_auto_is_cpu_here_or_cuda_when_present() -> None:
 
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
+
+
+def test_realtime_world_keeps_its_rate_while_training_runs(
+    dist_root: Path, tmp_path: Path, write_toml: Callable[..., Path]
+) -> None:
+    from tests.runtime_helpers import REALTIME_EXPERIMENT, install_ticking_world
+
+    install_recorder(dist_root)
+    install_ticking_world(dist_root)
+    logs = tmp_path / "logs"
+    path = write_toml(
+        REALTIME_EXPERIMENT.format(
+            max_steps=400, time_scale=10.0, checkpoint_every=128, log_dir=logs
+        )
+    )
+    assert _run(path) == 0
+    import pamiqx_ticking  # type: ignore[import-not-found]
+
+    # Intervals are measured on pamiq-core's scaled clock, the world's own time.
+    intervals = torch.tensor(pamiqx_ticking.ACTION_TIMES, dtype=torch.float64).diff()
+    assert len(pamiqx_ticking.ACTION_TIMES) >= 400
+    assert abs(float(intervals.median()) - 0.1) < 0.01
+    assert float((intervals > 0.2).float().mean()) < 0.05  # no stalls while training
+    phases = _recorded()
+    assert len(phases) >= 10  # the trainer ran concurrently, once per 32-step rollout
+    assert all("realtime/step_latency_ms_p99" in m for _, m in phases)
+    [run_dir] = (logs / "realtime").iterdir()
+    steps = [read_meta(p)["step"] for p in list_checkpoints(run_dir)]
+    assert steps[-1] == 400 and {256, 384} <= set(steps)  # periodic ones, then the final
+    assert not (run_dir / ".pamiq-core-states").exists()

@@ -84,6 +84,7 @@ class LockstepLoop:
         start_step: int,
         on_phase: Callable[[int, dict[str, float]], None],
         on_step: Callable[[int], None],
+        checkpoint: Callable[[], None],
     ) -> None:
         """Prepare the loop.
 
@@ -94,6 +95,7 @@ class LockstepLoop:
             start_step: Steps already done (resume).
             on_phase: Called after each training phase with (step, metrics).
             on_step: Called after each environment step with the step count.
+            checkpoint: Called after each training phase; saves when one is due.
         """
         self.c = components
         self.rollout = rollout
@@ -101,6 +103,7 @@ class LockstepLoop:
         self.step = start_step
         self.on_phase = on_phase
         self.on_step = on_step
+        self.checkpoint = checkpoint
 
     def run(self, stop: StopRequest) -> None:
         """Run until ``max_steps`` or a stop request (the caller checkpoints afterwards)."""
@@ -141,6 +144,7 @@ class LockstepLoop:
                 )
                 metrics.update(evaluation_metrics(c.envs))
                 self.on_phase(self.step, metrics)
+                self.checkpoint()
                 phase_start = time.perf_counter()
                 phase_steps = 0
 

@@ -61,6 +61,17 @@ class RolloutBatch:
     episode_starts: torch.Tensor
     hidden: torch.Tensor
 
+    def to(self, device: torch.device) -> RolloutBatch:
+        """Return the batch with every tensor on ``device`` (one transfer per tensor)."""
+        moved: dict[str, Any] = {}
+        for field in attrs.fields(RolloutBatch):
+            value = getattr(self, field.name)
+            if isinstance(value, dict):
+                moved[field.name] = {k: v.to(device) for k, v in value.items()}
+            else:
+                moved[field.name] = value.to(device)
+        return RolloutBatch(**moved)
+
     def transitions(self, online: bool) -> Transitions:
         """Return the view a curiosity mechanism gets."""
         return Transitions(

@@ -157,7 +157,7 @@ class Run:
         self.display.update(step, self.last_metrics)
 
     def on_phase(self, step: int, metrics: dict[str, float]) -> None:
-        """Log metrics after a training phase and checkpoint when due."""
+        """Log the metrics of a training phase (tracker, display, plugins)."""
         self.step = step
         self.last_metrics = metrics
         if not self.first_metrics:
@@ -170,9 +170,28 @@ class Run:
             ):
                 self.display.message(f"plugin hook failed: {error}")
         self.display.update(step, metrics)
-        every = self.exp.run.checkpoint_every
-        if every and step // every > self.last_checkpoint_step // every:
+
+    def periodic_checkpoint(self) -> None:
+        """Save a checkpoint if one is due."""
+        if self.checkpoint_due():
             self.checkpoint("periodic")
+
+    def new_rollout(self) -> Rollout:
+        """Start a fresh rollout (real-time mode hands full ones to the trainer)."""
+        old = self.rollout
+        self.rollout = Rollout(
+            old.steps,
+            old.num_envs,
+            self.c.envs[0].observation_spec,
+            self.c.envs[0].action_spec,
+            self.c.policy.hidden_dim,
+        )
+        return self.rollout
+
+    def checkpoint_due(self) -> bool:
+        """Return True when ``checkpoint_every`` steps passed since the last checkpoint."""
+        every = self.exp.run.checkpoint_every
+        return bool(every) and self.step // every > self.last_checkpoint_step // every
 
 
 def _write_experiment_file(run_dir: Path, resolved: ResolvedExperiment, step: int) -> None:
@@ -289,12 +308,39 @@ def _drive(
     stop = StopRequest()
     started = time.perf_counter()
     status = "failed"
+    realtime = exp.run.mode == "realtime" or (
+        exp.run.mode == "auto" and components.envs[0].realtime
+    )
     try:
         with display, stop_on_signals(stop):
-            loop = LockstepLoop(
-                components, rollout, exp.run.max_steps, run.step, run.on_phase, run.on_step
-            )
-            loop.run(stop)
+            if realtime:
+                from pamiqx.runtime.realtime import run_realtime
+
+                run_realtime(
+                    components,
+                    rollout,
+                    run.new_rollout,
+                    run.step,
+                    exp.run.max_steps,
+                    exp.run.time_scale,
+                    run_dir,
+                    stop,
+                    run.on_step,
+                    run.on_phase,
+                    run.checkpoint_due,
+                    lambda: run.checkpoint("periodic"),
+                )
+            else:
+                loop = LockstepLoop(
+                    components,
+                    rollout,
+                    exp.run.max_steps,
+                    run.step,
+                    run.on_phase,
+                    run.on_step,
+                    run.periodic_checkpoint,
+                )
+                loop.run(stop)
             if run.step != run.last_checkpoint_step:
                 run.checkpoint("final" if not stop else f"signal {stop.reason}")
         status = "finished" if not stop else "interrupted"

@@ -1,0 +1,352 @@
+"""Real-time mode on pamiq-core: the world is stepped at a fixed rate while training runs.
+
+pamiq-core's ``launch`` owns three threads: the inference thread steps the
+world through :class:`RealtimeAgent` every ``control_interval`` seconds
+(``FixedIntervalInteraction``), the training thread runs :class:`PPOTrainer`
+whenever the agent hands over a full rollout, and the calling thread is the
+control thread, which pauses the other two for checkpoints.
+
+Two deliberate departures from pamiq-core defaults, both for safety of data:
+the policy's inference copy is synced by the trainer under a lock (instead of
+``TorchTrainingModel``, which swaps module objects and would invalidate the
+learner's optimizer), and pamiq-core's own state folders (which hold pickles)
+are only a trigger: while the threads are paused, pamiqx writes its own
+checkpoint and removes pamiq-core's folder, so resuming never unpickles.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import threading
+import time as wall
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from pamiq_core import Agent, LaunchConfig, Trainer, launch
+from pamiq_core import Environment as CoreEnvironment
+from pamiq_core.data.impls import SequentialBuffer
+from pamiq_core.interaction import FixedIntervalInteraction
+from pamiq_core.state_persistence import StatesKeeper
+
+from pamiqx.api import Environment, EnvStep
+from pamiqx.runtime.agent import PolicyAgent
+from pamiqx.runtime.build import Components
+from pamiqx.runtime.launch import StopRequest
+from pamiqx.runtime.rollout import Rollout, RolloutBatch
+from pamiqx.runtime.training import train_phase
+
+ROLLOUTS = "rollouts"
+
+
+class RealtimeEnvironment(CoreEnvironment[EnvStep, npt.NDArray[np.int64]]):
+    """A pamiqx environment seen by pamiq-core (its hooks run in the inference thread)."""
+
+    def __init__(self, env: Environment) -> None:
+        """Wrap a pamiqx environment that is already set up."""
+        super().__init__()
+        self.env = env
+
+    def observe(self) -> EnvStep:
+        """Return the current observation."""
+        return self.env.observe()
+
+    def affect(self, action: npt.NDArray[np.int64]) -> None:
+        """Apply the action."""
+        self.env.affect(action)
+
+    def on_paused(self) -> None:
+        """Release inputs while paused (for VRChat: the avatar stops)."""
+        super().on_paused()
+        self.env.on_paused()
+
+    def on_resumed(self) -> None:
+        """Resume after a pause."""
+        super().on_resumed()
+        self.env.on_resumed()
+
+
+class Failure:
+    """The first exception raised in a pamiq-core thread, re-raised by the caller."""
+
+    def __init__(self) -> None:
+        """Start with no failure."""
+        self.error: BaseException | None = None
+
+    def record(self, error: BaseException) -> None:
+        """Keep the first error."""
+        if self.error is None:
+            self.error = error
+
+
+class RealtimeAgent(Agent[EnvStep, npt.NDArray[np.int64]]):
+    """Acts with the inference copy of the policy and hands full rollouts to the trainer."""
+
+    def __init__(
+        self,
+        agent: PolicyAgent,
+        lock: threading.Lock,
+        make_rollout: Callable[[], Rollout],
+        rollout: Rollout,
+        start_step: int,
+        max_steps: int,
+        on_step: Callable[[int], None],
+        failure: Failure,
+        noop_action: npt.NDArray[np.int64],
+    ) -> None:
+        """Create the agent side.
+
+        Args:
+            agent: The policy agent (its policy is the inference copy).
+            lock: Guards the inference copy against the trainer's sync.
+            make_rollout: Allocates an empty rollout.
+            rollout: The rollout to continue (restored on resume).
+            start_step: Steps already done.
+            max_steps: Steps after which the agent only sends no-op actions.
+            on_step: Called with the step count after each step.
+            failure: Where an exception is recorded.
+            noop_action: The action sent once ``max_steps`` is reached.
+        """
+        super().__init__()
+        self.agent = agent
+        self.lock = lock
+        self.make_rollout = make_rollout
+        self.rollout = rollout
+        self.step_count = start_step
+        self.max_steps = max_steps
+        self.on_step = on_step
+        self.failure = failure
+        self.noop = noop_action
+        self.finished = threading.Event()
+        self.pending = False
+        self.latencies: list[float] = []
+        self.intervals: list[float] = []
+        self._last_step_at: float | None = None
+
+    def on_data_collectors_attached(self) -> None:
+        """Keep the rollout collector (pamiq-core hands it out once)."""
+        super().on_data_collectors_attached()
+        self.collector = self.get_data_collector(ROLLOUTS)
+
+    def step(self, observation: EnvStep) -> npt.NDArray[np.int64]:
+        """Record the outcome of the last action, then choose the next one."""
+        started = wall.perf_counter()
+        if self._last_step_at is not None:
+            self.intervals.append(started - self._last_step_at)
+        self._last_step_at = started
+        try:
+            action = self._step(observation)
+        except BaseException as error:
+            self.failure.record(error)
+            self.finished.set()
+            raise
+        self.latencies.append(wall.perf_counter() - started)
+        return action
+
+    def _step(self, observation: EnvStep) -> npt.NDArray[np.int64]:
+        obs = observation.observation[None]
+        start = np.array([observation.episode_start])
+        if self.pending:
+            self.rollout.complete_step(
+                np.array([observation.reward], dtype=np.float32), start, torch.from_numpy(obs)
+            )
+            self.pending = False
+            self.step_count += 1
+            self.on_step(self.step_count)
+            if self.rollout.full:
+                self._hand_over(obs, start)
+        if self.step_count >= self.max_steps:
+            self.finished.set()
+            return self.noop
+        with self.lock:
+            actions, record = self.agent.act(obs, start)
+        if record.online_reward is not None and self.rollout.size > 0:
+            self.rollout.set_online_reward(self.rollout.size - 1, record.online_reward)
+        self.rollout.add(
+            record.observations,
+            record.episode_starts,
+            record.hidden,
+            record.actions,
+            record.log_probs,
+            record.values,
+        )
+        self.pending = True
+        return np.asarray(actions[0], dtype=np.int64)
+
+    def _hand_over(self, obs: npt.NDArray[Any], start: npt.NDArray[np.bool_]) -> None:
+        with self.lock:
+            last_values, online_last = self.agent.bootstrap(obs, start)
+        if online_last is not None:
+            self.rollout.set_online_reward(self.rollout.size - 1, online_last)
+        batch = self.rollout.batch(
+            torch.device("cpu"), {k: v.cpu() for k, v in last_values.items()}
+        )
+        self.collector.collect((self.step_count, batch))
+        self.rollout = self.make_rollout()
+
+    def timing(self) -> dict[str, float]:
+        """Return and reset step latency and control-interval statistics (milliseconds)."""
+        latencies, intervals = self.latencies, self.intervals
+        self.latencies, self.intervals = [], []
+        out: dict[str, float] = {}
+        if latencies:
+            out["realtime/step_latency_ms_p50"] = 1e3 * float(np.percentile(latencies, 50))
+            out["realtime/step_latency_ms_p99"] = 1e3 * float(np.percentile(latencies, 99))
+        if intervals:
+            out["realtime/interval_ms_mean"] = 1e3 * float(np.mean(intervals))
+            out["realtime/interval_ms_p99"] = 1e3 * float(np.percentile(intervals, 99))
+        return out
+
+
+class PPOTrainer(Trainer):
+    """Trains on each rollout the agent hands over, then syncs the inference policy."""
+
+    def __init__(
+        self,
+        components: Components,
+        inference_policy: torch.nn.Module,
+        lock: threading.Lock,
+        on_phase: Callable[[int, dict[str, float]], None],
+        timing: Callable[[], dict[str, float]],
+        failure: Failure,
+    ) -> None:
+        """Create the trainer; it trains when at least one new rollout arrived."""
+        super().__init__(training_condition_data_user=ROLLOUTS, min_new_data_count=1)
+        self.c = components
+        self.inference_policy = inference_policy
+        self.lock = lock
+        self.on_phase = on_phase
+        self.timing = timing
+        self.failure = failure
+
+    def train(self) -> None:
+        """Train on the newest rollout (older ones, if any, were superseded)."""
+        try:
+            data: list[tuple[int, RolloutBatch]] = self.get_data_user(ROLLOUTS).get_data()
+            step, batch = data[-1]
+            started = wall.perf_counter()
+            metrics = train_phase(batch.to(self.c.device), self.c.curiosity, self.c.learner)
+            with self.lock:
+                self.inference_policy.load_state_dict(self.c.policy.state_dict())
+            metrics["perf/train_seconds"] = wall.perf_counter() - started
+            metrics.update(self.timing())
+            metrics.update(_evaluation(self.c.envs))
+            self.on_phase(step, metrics)
+        except BaseException as error:
+            self.failure.record(error)
+            raise
+
+
+def _evaluation(envs: Iterable[Environment]) -> dict[str, float]:
+    from pamiqx.runtime.launch import evaluation_metrics
+
+    return evaluation_metrics(list(envs))
+
+
+class _CheckpointOnSave(StatesKeeper):
+    """Turns pamiq-core's paused save into a pamiqx checkpoint and drops pamiq's folder."""
+
+    def __init__(self, checkpoint: Callable[[], object]) -> None:
+        super().__init__()
+        self._checkpoint = checkpoint
+
+    def append(self, path: Path) -> None:
+        # Called by the control thread while the other threads are paused.
+        self._checkpoint()
+        shutil.rmtree(path, ignore_errors=True)
+
+    def select_removal_states(self) -> Iterable[Path]:
+        return []
+
+
+def run_realtime(
+    components: Components,
+    rollout: Rollout,
+    make_rollout: Callable[[], Rollout],
+    start_step: int,
+    max_steps: int,
+    time_scale: float,
+    run_dir: Path,
+    stop: StopRequest,
+    on_step: Callable[[int], None],
+    on_phase: Callable[[int, dict[str, float]], None],
+    checkpoint_due: Callable[[], bool],
+    checkpoint: Callable[[], object],
+) -> None:
+    """Run a real-time world with pamiq-core until ``max_steps`` or a stop request.
+
+    Args:
+        components: Worlds (exactly one), agent, curiosity and learner.
+        rollout: The rollout to continue.
+        make_rollout: Allocates an empty rollout.
+        start_step: Steps already done.
+        max_steps: Steps to reach.
+        time_scale: pamiq-core time scale (1 for a real world).
+        run_dir: The run directory (pamiq-core's transient state folders go under it).
+        stop: Set by signals; ends the run at the next control tick.
+        on_step: Called after each step (inference thread).
+        on_phase: Called after each training phase (training thread).
+        checkpoint_due: Whether a periodic checkpoint is due.
+        checkpoint: Writes a periodic checkpoint (threads paused).
+
+    Raises:
+        BaseException: Whatever an agent or trainer step raised.
+    """
+    [env] = components.envs
+    interval = env.control_interval or 0.1
+    # The first optimizer step imports torch._dynamo while holding the GIL (~3 s):
+    # do it now so the inference thread never stalls on it.
+    import torch._dynamo  # noqa: F401
+
+    lock = threading.Lock()
+    acting_policy = copy.deepcopy(components.policy).eval()
+    acting = PolicyAgent(
+        acting_policy,
+        components.curiosity,
+        1,
+        components.device,
+        components.agent.precision,
+    )
+    acting.load_state_dict(components.agent.state_dict())
+    components.agent = acting
+    failure = Failure()
+    spec = env.action_spec
+    noop = np.zeros(() if spec.kind == "discrete" else (len(spec.nvec),), dtype=np.int64)
+    agent = RealtimeAgent(
+        acting, lock, make_rollout, rollout, start_step, max_steps, on_step, failure, noop
+    )
+    trainer = PPOTrainer(components, acting_policy, lock, on_phase, agent.timing, failure)
+    interaction = FixedIntervalInteraction.with_sleep_adjustor(
+        agent, RealtimeEnvironment(env), interval
+    )
+
+    def control_tick() -> bool:
+        # Runs in the control thread at every tick; raising KeyboardInterrupt is
+        # pamiq-core's clean shutdown path (threads joined, nothing lost).
+        if stop or agent.finished.is_set() or failure.error is not None:
+            raise KeyboardInterrupt
+        return checkpoint_due()
+
+    states_dir = run_dir / ".pamiq-core-states"
+    states_dir.mkdir(exist_ok=True)
+    launch(
+        interaction,
+        models={},
+        buffers={ROLLOUTS: SequentialBuffer[Any](max_size=2)},
+        trainers={"ppo": trainer},
+        config=LaunchConfig(
+            states_dir=states_dir,
+            save_state_condition=control_tick,
+            states_keeper=_CheckpointOnSave(checkpoint),
+            web_api_address=None,
+            time_scale=time_scale,
+        ),
+    )
+    shutil.rmtree(states_dir, ignore_errors=True)
+    components.agent = acting
+    if failure.error is not None:
+        raise failure.error
