@@ -188,7 +188,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(
     tmp_path: Path, write_toml: Callable[..., Path]
 ) -> None:
     logs = tmp_path / "logs"
-    path = write_toml(tiny_maze(logs, max_steps=100_000, checkpoint_every=0))
+    path = write_toml(tiny_maze(logs, max_steps=100_000, checkpoint_every=0, tracking=True))
     proc = _spawn(path)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(logs.glob("tiny/*/events.jsonl")):

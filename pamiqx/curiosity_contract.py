@@ -1,0 +1,284 @@
+"""Contract checks every curiosity plugin can run in its own tests (see :mod:`pamiqx.testing`).
+
+The checks drive a mechanism exactly as the host does: observations arrive
+step by step (online mechanisms score them in :meth:`Curiosity.agent_step`),
+rollouts are scored with :meth:`Curiosity.rewards` and trained on with
+:meth:`Curiosity.update`. The data is a small synthetic world: a cycle of a
+few smooth coloured frames, each action leading to the next, so a mechanism
+can learn it; a *novel* frame is a high-frequency pattern never shown.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import torch
+
+from pamiqx.api import (
+    ActionSpec,
+    BuildContext,
+    Curiosity,
+    CuriosityPlugin,
+    ObservationSpec,
+    Transitions,
+)
+
+RewardFn = Callable[[Curiosity, Transitions], torch.Tensor]
+SMALL_IMAGES = ObservationSpec((16, 16, 3), "uint8", "image")
+FOUR_ACTIONS = ActionSpec("discrete", (4,))
+
+
+@attrs.frozen
+class ContractSetup:
+    """How to build and feed the mechanism under test.
+
+    Attributes:
+        plugin: The curiosity plugin class.
+        options: Its options (None: the defaults).
+        observation_spec: Observations to feed (small images by default, for speed).
+        action_spec: Actions to feed.
+        device: Device to build on.
+        steps: Steps per rollout in the checks.
+        envs: Parallel worlds per rollout.
+        frames: Frames in the familiar cycle.
+    """
+
+    plugin: type[CuriosityPlugin]
+    options: Any = None
+    observation_spec: ObservationSpec = SMALL_IMAGES
+    action_spec: ActionSpec = FOUR_ACTIONS
+    device: str = "cpu"
+    steps: int = 32
+    envs: int = 2
+    frames: int = 4
+
+    def build(self, seed: int = 0) -> Curiosity:
+        """Build a fresh mechanism with seeded torch generators."""
+        torch.manual_seed(seed)
+        options = self.options if self.options is not None else self.plugin.Options()
+        context = BuildContext("contract", seed, self.device)
+        return self.plugin().build(options, context, self.observation_spec, self.action_spec)
+
+
+def _frames(spec: ObservationSpec, count: int) -> torch.Tensor:
+    """Familiar frames: smooth colour gradients, one hue per frame."""
+    shape = spec.shape
+    if spec.kind == "vector":
+        base = torch.zeros(count, *shape)
+        for i in range(count):
+            base[i, i % shape[0]] = 1.0
+        return base
+    h, w, c = shape
+    ys = torch.linspace(0, 1, h).view(h, 1, 1)
+    xs = torch.linspace(0, 1, w).view(1, w, 1)
+    frames = []
+    for i in range(count):
+        hue = torch.tensor([(i * 0.37 + k * 0.21) % 1.0 for k in range(c)]).view(1, 1, c)
+        frames.append((0.2 + 0.6 * hue) * (0.5 + 0.5 * (ys + xs) / 2))
+    return (torch.stack(frames) * 255).to(torch.uint8)
+
+
+def _novel_frame(spec: ObservationSpec) -> torch.Tensor:
+    """A frame unlike the familiar ones: a saturated high-frequency checkerboard."""
+    if spec.kind == "vector":
+        return torch.full(spec.shape, -3.0)
+    h, w, c = spec.shape
+    grid = ((torch.arange(h).view(h, 1) // 2 + torch.arange(w).view(1, w) // 2) % 2).float()
+    colours = torch.stack([grid, 1 - grid, grid * 0.5][:c] + [grid] * max(0, c - 3), dim=-1)
+    return (colours * 255).to(torch.uint8)
+
+
+def _actions_for(spec: ActionSpec, index: torch.Tensor) -> torch.Tensor:
+    if spec.kind == "discrete":
+        return index % spec.nvec[0]
+    return torch.stack([index % n for n in spec.nvec], dim=-1)
+
+
+class ContractWorld:
+    """Feeds a mechanism like the host: step by step for online ones, then rollouts."""
+
+    def __init__(self, setup: ContractSetup, curiosity: Curiosity) -> None:
+        """Prepare the familiar frames and the novel one on the setup's device."""
+        self.setup = setup
+        self.curiosity = curiosity
+        self.device = torch.device(setup.device)
+        self.frames = _frames(setup.observation_spec, setup.frames).to(self.device)
+        self.novel = _novel_frame(setup.observation_spec).to(self.device)
+        self.phase = torch.arange(setup.envs, device=self.device)
+        self.prev_action: torch.Tensor | None = None
+        self.first = True
+
+    def rollout(self, novel_at: int | None = None) -> Transitions:
+        """Collect ``steps`` transitions of the familiar cycle.
+
+        Args:
+            novel_at: If given, the observation arriving after step ``novel_at``
+                is the novel frame (so transition ``novel_at`` is the novel one).
+
+        Returns:
+            The transitions, with online rewards when the mechanism is online.
+        """
+        steps, envs = self.setup.steps, self.setup.envs
+        index = self.phase.unsqueeze(0) + torch.arange(steps + 1, device=self.device).unsqueeze(1)
+        index = index % self.setup.frames  # (T + 1, E)
+        observations = self.frames[index]
+        if novel_at is not None:
+            observations[novel_at + 1] = self.novel
+        actions = _actions_for(self.setup.action_spec, index[:-1] + 1)
+        online = self.curiosity.style == "online"
+        intrinsic = torch.zeros(steps, envs, device=self.device)
+        for t in range(steps + 1):
+            # A rollout's first observation was the previous rollout's last, already scored.
+            if online and (t > 0 or self.first):
+                starts = torch.full((envs,), t == 0, dtype=torch.bool, device=self.device)
+                with torch.no_grad():
+                    reward = self.curiosity.agent_step(observations[t], self.prev_action, starts)
+                if reward is not None and t > 0:
+                    intrinsic[t - 1] = reward.to(self.device).float()
+            if t < steps:
+                self.prev_action = actions[t]
+        self.first = False
+        self.phase = (self.phase + steps) % self.setup.frames
+        return Transitions(
+            observations=observations[:-1],
+            next_observations=observations[1:],
+            actions=actions,
+            dones=torch.zeros(steps, envs, dtype=torch.bool, device=self.device),
+            intrinsic=intrinsic if online else None,
+        )
+
+
+def check_reward_shape(setup: ContractSetup) -> None:
+    """Rewards are finite float tensors of shape ``(T, E)`` on the batch's device, without grad."""
+    curiosity = setup.build()
+    batch = ContractWorld(setup, curiosity).rollout()
+    rewards = curiosity.rewards(batch)
+    assert isinstance(rewards, torch.Tensor), f"rewards() returned {type(rewards).__name__}"
+    assert tuple(rewards.shape) == batch.shape, (
+        f"rewards shape {tuple(rewards.shape)} != {batch.shape}"
+    )
+    assert rewards.is_floating_point(), f"rewards dtype {rewards.dtype} is not floating point"
+    assert bool(torch.isfinite(rewards).all()), "rewards contain nan or inf"
+    assert rewards.device == batch.dones.device, (
+        f"rewards on {rewards.device}, batch on {batch.dones.device}"
+    )
+    assert not rewards.requires_grad and rewards.grad_fn is None, (
+        "rewards carry gradients: the policy's loss would train the curiosity"
+    )
+
+
+def check_no_gradient_leak(setup: ContractSetup) -> None:
+    """Scoring and training leave the batch untouched and give the policy no gradient path."""
+    curiosity = setup.build()
+    world = ContractWorld(setup, curiosity)
+    batch = world.rollout()
+    observations = batch.observations.clone()
+    policy_input = batch.observations.float().requires_grad_(True)
+    probe = Transitions(
+        policy_input, batch.next_observations, batch.actions, batch.dones, batch.intrinsic
+    )
+    rewards = curiosity.rewards(probe)
+    assert not rewards.requires_grad, "rewards depend differentiably on the policy's inputs"
+    curiosity.update(batch)
+    assert torch.equal(batch.observations, observations), "update() modified the batch in place"
+
+
+def _loss(metrics: dict[str, float]) -> float:
+    keys = [k for k in metrics if k == "loss" or k.endswith("/loss") or k.startswith("loss")]
+    assert keys, f"update() must report its training loss as 'loss' (got {sorted(metrics)})"
+    return float(metrics["loss"] if "loss" in metrics else metrics[keys[0]])
+
+
+def check_update_lowers_loss(setup: ContractSetup, updates: int = 30) -> None:
+    """Repeated updates on one batch lower the mechanism's own reported loss."""
+    curiosity = setup.build()
+    batch = ContractWorld(setup, curiosity).rollout()
+    first = _loss(curiosity.update(batch))
+    last = first
+    for _ in range(updates):
+        last = _loss(curiosity.update(batch))
+    assert last < first, f"loss did not decrease over {updates} updates: {first:.5g} -> {last:.5g}"
+
+
+def _round_trip(state: dict[str, Any]) -> dict[str, Any]:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    loaded: dict[str, Any] = torch.load(buffer, weights_only=True)
+    return loaded
+
+
+def check_state_round_trip(setup: ContractSetup, updates: int = 3) -> None:
+    """A state saved, loaded with ``weights_only=True`` and restored gives identical rewards."""
+    trained = setup.build(seed=0)
+    world = ContractWorld(setup, trained)
+    for _ in range(updates):
+        trained.update(world.rollout())
+    state = _round_trip(trained.state_dict())
+    restored = setup.build(seed=1)
+    restored.load_state_dict(state)
+    # Both see the same fresh sequence; identical states must score it identically.
+    at = setup.steps // 2
+    expected = trained.rewards(ContractWorld(setup, trained).rollout(novel_at=at))
+    got = restored.rewards(ContractWorld(setup, restored).rollout(novel_at=at))
+    assert torch.allclose(expected, got, atol=1e-6), (
+        f"restored state gives different rewards (max difference "
+        f"{float((expected - got).abs().max()):.3g})"
+    )
+
+
+def check_device(setup: ContractSetup) -> None:
+    """Every module lives on the device given in the build context."""
+    curiosity = setup.build()
+    device = torch.device(setup.device)
+    for name, module in curiosity.modules().items():
+        for param in list(module.parameters()) + list(module.buffers()):
+            assert param.device.type == device.type, (
+                f"module '{name}' has a tensor on {param.device}"
+            )
+    check_reward_shape(setup)
+
+
+def check_novelty(
+    setup: ContractSetup, updates: int = 60, reward_fn: RewardFn | None = None
+) -> tuple[float, float]:
+    """After training on familiar data, a novel observation earns more than a familiar one.
+
+    Args:
+        setup: The mechanism under test.
+        updates: Rollouts to train on before measuring.
+        reward_fn: What to compare (default: the mechanism's rewards); sign-mixing
+            mechanisms pass their maximising component here.
+
+    Returns:
+        ``(familiar, novel)`` mean rewards, for the caller to report.
+    """
+    curiosity = setup.build()
+    world = ContractWorld(setup, curiosity)
+    for _ in range(updates):
+        curiosity.update(world.rollout())
+    at = setup.steps // 2
+    probe = world.rollout(novel_at=at)
+    score = reward_fn or (lambda c, b: c.rewards(b))
+    rewards = score(curiosity, probe).detach().float().cpu()
+    novel = float(rewards[at].mean())
+    # Familiar: transitions before the novel frame, once the mechanism has settled.
+    familiar = float(rewards[2:at].mean())
+    assert novel > familiar, (
+        f"a novel observation is not more rewarding than familiar ones: "
+        f"novel {novel:.5g} <= familiar {familiar:.5g}"
+    )
+    return familiar, novel
+
+
+def check_curiosity_contract(setup: ContractSetup, reward_fn: RewardFn | None = None) -> None:
+    """Run every contract check (see the module docstring)."""
+    check_reward_shape(setup)
+    check_no_gradient_leak(setup)
+    check_update_lowers_loss(setup)
+    check_state_round_trip(setup)
+    check_device(setup)
+    check_novelty(setup, reward_fn=reward_fn)
