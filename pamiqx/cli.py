@@ -182,6 +182,26 @@ def run(
     raise typer.Exit(code)
 
 
+@app.command("new-plugin")
+def new_plugin(
+    kind: Annotated[str, typer.Argument(help="Plugin kind; 'curiosity' is supported.")],
+    name: Annotated[str, typer.Argument(help="Plugin name, e.g. count-based.")],
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Folder in which the package folder is created.")
+    ] = Path("."),
+    debug: DebugOption = False,
+) -> None:
+    """Write a new plugin package (pyproject, entry point, mechanism, tests, README)."""
+    from pamiqx.scaffold import new_curiosity_package
+
+    with user_errors(debug):
+        if kind != "curiosity":
+            raise PamiqxError(f"new-plugin {kind}: only 'curiosity' packages can be generated.")
+        root = new_curiosity_package(name, directory)
+        typer.echo(f"wrote {root}")
+        typer.echo(f"next: uv pip install -e {root} && python -m pytest {root / 'tests'}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -1,0 +1,1 @@
+"""File templates for ``pamiqx new-plugin``."""
