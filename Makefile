@@ -25,18 +25,15 @@ $(UV):
 	$(PYTHON312) -m venv .tools
 	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 
-# The stamp makes a second `make venv` with nothing changed a no-op.
+# The stamp makes a second `make venv` with nothing changed a no-op. --locked fails
+# (instead of silently re-resolving) when a pyproject changed without `make lock`.
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock $(PLUGIN_PYPROJECTS)
 	$(UV) sync --locked --all-packages --python "$(PYTHON312)"
 	@touch $@
 
-uv.lock: pyproject.toml $(PLUGIN_PYPROJECTS) | $(UV)
-	$(UV) lock --python "$(PYTHON312)"
-	@touch $@
-
 venv: $(VENV)/.synced ## Create .venv (Python 3.12) with pamiqx, every plugin and the dev tools
 
-lock: ## Re-resolve uv.lock after changing dependencies
+lock: $(UV) ## Re-resolve uv.lock after changing dependencies
 	$(UV) lock --python "$(PYTHON312)"
 
 demo: venv ## Run the quickstart experiment on the built-in simulated world
