@@ -113,16 +113,7 @@ class LockstepLoop:
         phase_steps = 0
         while self.step < self.max_steps and not stop:
             actions, record = c.agent.act(observations, starts)
-            if record.online_reward is not None and self.rollout.size > 0:
-                self.rollout.set_online_reward(self.rollout.size - 1, record.online_reward)
-            self.rollout.add(
-                record.observations,
-                record.episode_starts,
-                record.hidden,
-                record.actions,
-                record.log_probs,
-                record.values,
-            )
+            self.rollout.record(record)
             for env, action in zip(c.envs, actions, strict=True):
                 env.affect(action)
             observations, rewards, starts = observe_all(c.envs)
@@ -154,8 +145,7 @@ class LockstepLoop:
         """Bootstrap the rollout's last values, run one training phase, clear the rollout."""
         c = self.c
         last_values, online_last = c.agent.bootstrap(observations, starts)
-        if online_last is not None:
-            self.rollout.set_online_reward(self.rollout.size - 1, online_last)
+        self.rollout.score_last(online_last)
         batch = self.rollout.batch(c.device, last_values)
         metrics = train_phase(batch, c.curiosity, c.learner)
         self.rollout.clear()

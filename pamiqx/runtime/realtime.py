@@ -164,24 +164,14 @@ class RealtimeAgent(Agent[EnvStep, npt.NDArray[np.int64]]):
             return self.noop
         with self.lock:
             actions, record = self.agent.act(obs, start)
-        if record.online_reward is not None and self.rollout.size > 0:
-            self.rollout.set_online_reward(self.rollout.size - 1, record.online_reward)
-        self.rollout.add(
-            record.observations,
-            record.episode_starts,
-            record.hidden,
-            record.actions,
-            record.log_probs,
-            record.values,
-        )
+        self.rollout.record(record)
         self.pending = True
         return np.asarray(actions[0], dtype=np.int64)
 
     def _hand_over(self, obs: npt.NDArray[Any], start: npt.NDArray[np.bool_]) -> None:
         with self.lock:
             last_values, online_last = self.agent.bootstrap(obs, start)
-        if online_last is not None:
-            self.rollout.set_online_reward(self.rollout.size - 1, online_last)
+        self.rollout.score_last(online_last)
         batch = self.rollout.batch(
             torch.device("cpu"), {k: v.cpu() for k, v in last_values.items()}
         )

@@ -16,6 +16,7 @@ import numpy.typing as npt
 import torch
 
 from pamiqx.api import ActionSpec, ObservationSpec, Transitions
+from pamiqx.runtime.agent import AgentStep
 
 _FIELDS = (
     "observations",
@@ -153,6 +154,24 @@ class Rollout:
     def set_online_reward(self, index: int, rewards: torch.Tensor) -> None:
         """Store intrinsic rewards an online curiosity scored for step ``index``."""
         self.rewards_int_online[index] = rewards
+
+    def record(self, step: AgentStep) -> None:
+        """Store an agent step, and the online reward it scored for the previous step."""
+        if step.online_reward is not None and self.size > 0:
+            self.set_online_reward(self.size - 1, step.online_reward)
+        self.add(
+            step.observations,
+            step.episode_starts,
+            step.hidden,
+            step.actions,
+            step.log_probs,
+            step.values,
+        )
+
+    def score_last(self, online_reward: torch.Tensor | None) -> None:
+        """Store the online reward of the rollout's last step (scored at bootstrap time)."""
+        if online_reward is not None:
+            self.set_online_reward(self.size - 1, online_reward)
 
     def batch(self, device: torch.device, last_values: dict[str, torch.Tensor]) -> RolloutBatch:
         """Return the full rollout on ``device`` (one transfer per tensor)."""
