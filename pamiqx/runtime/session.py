@@ -14,6 +14,7 @@ import torch
 from rich.console import Console
 
 from pamiqx import __version__
+from pamiqx.api import Environment
 from pamiqx.checkpoint import (
     create_run_dir,
     find_checkpoint,
@@ -24,7 +25,7 @@ from pamiqx.checkpoint import (
     to_numpy,
 )
 from pamiqx.display import ProgressDisplay, make_display
-from pamiqx.errors import CheckpointError
+from pamiqx.errors import CheckpointError, EnvironmentUnavailableError, PamiqxError
 from pamiqx.experiment import ResolvedExperiment
 from pamiqx.plugins.manager import PluginManager
 from pamiqx.runtime.build import Components, build_components, build_environments
@@ -194,6 +195,20 @@ class Run:
         return bool(every) and self.step // every > self.last_checkpoint_step // every
 
 
+def _set_up(env: Environment, resolved: ResolvedExperiment) -> None:
+    """Set an environment up, naming the plugin when a device or connection is missing."""
+    try:
+        env.setup()
+    except PamiqxError:
+        raise
+    except (OSError, RuntimeError, ConnectionError, TimeoutError) as error:
+        entry = resolved.environment.entry
+        raise EnvironmentUnavailableError(
+            f"environment '{entry.name}' ({entry.distribution} {entry.version}) could not start: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+
+
 def _write_experiment_file(run_dir: Path, resolved: ResolvedExperiment, step: int) -> None:
     text = resolved.to_toml()
     path = run_dir / "experiment.toml"
@@ -258,7 +273,7 @@ def run_experiment(
     started: list[Any] = []
     try:
         for env in envs:
-            env.setup()
+            _set_up(env, resolved)
             started.append(env)
         components = build_components(resolved, envs, run_dir)
         spec = envs[0].observation_spec
