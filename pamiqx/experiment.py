@@ -319,7 +319,7 @@ def _record_sources(data: Mapping[str, Any], source: str, prefix: str, sources: 
 # --- step 2: overrides -------------------------------------------------------------------
 
 _KEY = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
-_BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/+-]*")
+_BARE_WORD = re.compile(r"[A-Za-z_./~][A-Za-z0-9_.:/+~-]*")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -102,6 +102,8 @@ def test_overrides_are_toml_values(write_toml: Write, override: str, expected: o
 def test_parse_override_bare_word_is_string() -> None:
     assert parse_override("environment.plugin=sim-maze") == (["environment", "plugin"], "sim-maze")
     assert parse_override("a.b = 2") == (["a", "b"], 2)
+    assert parse_override("run.log_dir=/tmp/logs") == (["run", "log_dir"], "/tmp/logs")
+    assert parse_override("run.log_dir=./logs") == (["run", "log_dir"], "./logs")
 
 
 def test_resolved_toml_round_trips(write_toml: Write, cli: CLI, tmp_path: Path) -> None:
