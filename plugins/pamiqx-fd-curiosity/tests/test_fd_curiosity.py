@@ -1,0 +1,474 @@
+"""Tests of the forward-dynamics curiosity family: contract, formulas, agent side, threads."""
+
+from __future__ import annotations
+
+import copy
+import io
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+from pamiqx_fd_curiosity.core import (
+    combine_errors,
+    imagination_weights,
+    one_hot_actions,
+    standardise,
+)
+from pamiqx_fd_curiosity.mechanisms import (
+    AdversarialCuriosity,
+    DeltaMinimizeCuriosity,
+    MetaCuriosity,
+    meta_coefficients,
+    meta_targets,
+)
+from pamiqx_fd_curiosity.plugin import (
+    AdversarialOptions,
+    AdversarialPlugin,
+    DeltaMinimizeOptions,
+    DeltaMinimizePlugin,
+    MetaOptions,
+    MetaPlugin,
+)
+
+from pamiqx.api import ActionSpec, Curiosity, CuriosityPlugin, Transitions
+from pamiqx.testing import (
+    ContractSetup,
+    ContractWorld,
+    check_curiosity_contract,
+    check_plugin_distribution,
+)
+
+MULTI = ActionSpec("multi_discrete", (3, 3, 2))
+# Small networks where the test is about logic, not capacity.
+SMALL: dict[str, Any] = {"latent_dim": 32, "hidden_dim": 64, "encoder_channels": (16, 32)}
+PLUGINS: dict[str, tuple[type[CuriosityPlugin], type[Any]]] = {
+    "adversarial": (AdversarialPlugin, AdversarialOptions),
+    "delta-minimize": (DeltaMinimizePlugin, DeltaMinimizeOptions),
+    "meta": (MetaPlugin, MetaOptions),
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    # These models are tiny: one intra-op thread is faster than two, and immune to
+    # oversubscription when other processes share the cores.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _small(name: str, **extra: Any) -> ContractSetup:
+    plugin, options = PLUGINS[name]
+    return ContractSetup(plugin, options(**SMALL, **extra))
+
+
+def _traced(plugin: type[CuriosityPlugin], attribute: str) -> type[CuriosityPlugin]:
+    """The plugin, with every agent step's ``attribute`` (a diagnostic) recorded in ``trace``."""
+
+    class Traced(plugin):  # type: ignore[valid-type, misc]
+        def build(self, *args: Any) -> Curiosity:
+            curiosity = super().build(*args)
+            step = curiosity.agent_step
+            trace: list[torch.Tensor] = []
+
+            def agent_step(
+                observation: torch.Tensor, action: torch.Tensor | None, starts: torch.Tensor
+            ) -> torch.Tensor | None:
+                reward = step(observation, action, starts)
+                if reward is not None:
+                    trace.append(getattr(curiosity, attribute).clone())
+                return reward
+
+            curiosity.agent_step = agent_step  # type: ignore[method-assign]
+            curiosity.trace = trace  # type: ignore[attr-defined]
+            return curiosity
+
+    return Traced
+
+
+def _surprise(curiosity: Curiosity, batch: Transitions) -> torch.Tensor:
+    """delta-minimize's error e_t of each transition of the batch, as scored while acting."""
+    return torch.stack(curiosity.trace[-batch.shape[0] :])  # type: ignore[attr-defined]
+
+
+def _top_level(curiosity: Curiosity, batch: Transitions) -> torch.Tensor:
+    """meta's top (maximising) level component c_L * mean(δ_L^2), as scored while acting."""
+    return torch.stack(curiosity.trace[-batch.shape[0] :])[:, -1]  # type: ignore[attr-defined]
+
+
+def _drive(
+    curiosity: Curiosity,
+    observations: torch.Tensor,
+    actions: torch.Tensor,
+    starts: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Feed ``(T+1, E, ...)`` observations like the host, from a first step; ``(T, E)`` rewards."""
+    steps, envs = actions.shape[0], observations.shape[1]
+    if starts is None:
+        starts = torch.zeros(steps + 1, envs, dtype=torch.bool)
+        starts[0] = True
+    rewards = torch.zeros(steps, envs)
+    previous = None
+    for t in range(steps + 1):
+        with torch.inference_mode():
+            reward = curiosity.agent_step(observations[t], previous, starts[t])
+        if t == 0:
+            assert reward is None
+        else:
+            assert reward is not None
+            rewards[t - 1] = reward
+        if t < steps:
+            previous = actions[t]
+    return rewards
+
+
+def _familiar(setup: ContractSetup, curiosity: Curiosity, index: torch.Tensor) -> torch.Tensor:
+    """The contract world's familiar frames at ``index`` (``(T, E)``)."""
+    return ContractWorld(setup, curiosity).frames[index % setup.frames]
+
+
+def _train(setup: ContractSetup, updates: int) -> tuple[Curiosity, ContractWorld]:
+    curiosity = setup.build()
+    world = ContractWorld(setup, curiosity)
+    for _ in range(updates):
+        curiosity.update(world.rollout())
+    return curiosity, world
+
+
+# -- registration and contract ----------------------------------------------------------------
+
+
+def test_plugins_register() -> None:
+    entries = check_plugin_distribution("pamiqx-fd-curiosity")
+    assert {e.name for e in entries} == {"adversarial", "delta-minimize", "meta"}
+    assert all(e.kind == "curiosity" for e in entries)
+
+
+def test_contract_adversarial() -> None:
+    check_curiosity_contract(ContractSetup(AdversarialPlugin))
+
+
+def test_contract_adversarial_multi_discrete() -> None:
+    check_curiosity_contract(ContractSetup(AdversarialPlugin, action_spec=MULTI))
+
+
+def test_contract_delta_minimize() -> None:
+    """Every check; the novelty check compares delta-minimize's *surprise* e_t.
+
+    The defining property does not hold for delta-minimize's reward by its
+    definition: when a novel frame arrives after familiar ones the error jumps,
+    so ``-(e_t - e_{t-1})`` is negative there (see the two tests below for
+    what its formula does promise). What is checked here is that the error it
+    is built on (the imagination-averaged e_t computed in the agent's step)
+    is higher for the novel frame than for familiar ones.
+    """
+    check_curiosity_contract(
+        ContractSetup(_traced(DeltaMinimizePlugin, "last_error")), reward_fn=_surprise
+    )
+
+
+def test_contract_delta_minimize_multi_discrete() -> None:
+    setup = ContractSetup(
+        _traced(DeltaMinimizePlugin, "last_error"),
+        DeltaMinimizeOptions(**SMALL),
+        action_spec=MULTI,
+    )
+    check_curiosity_contract(setup, reward_fn=_surprise)
+
+
+def test_contract_meta() -> None:
+    """Every check; novelty on the top level's component (meta mixes signs).
+
+    With the default ``maximize_top`` coefficients ``[-1, +1]`` the bottom
+    level's component is minimised and the top level's is maximised
+    (CURIOSITY.md "Defining property": test the maximising part). The novelty
+    check compares ``+1 * mean(δ_1^2)`` as computed in the agent's step: a
+    novel frame leaves a residual the top level has not learned to predict.
+    """
+    check_curiosity_contract(ContractSetup(_traced(MetaPlugin, "last_components")), _top_level)
+
+
+# -- formulas ---------------------------------------------------------------------------------
+
+
+def test_imagination_weights_for_three_steps() -> None:
+    # w = exp(-1/3); weights w^(k-1) / (1 + w + w^2).
+    expected = torch.tensor([0.4484408637990408, 0.3213219198527688, 0.23023721634819053])
+    assert torch.allclose(imagination_weights(3), expected, atol=1e-7)
+    assert torch.allclose(imagination_weights(1), torch.tensor([1.0]))
+    assert float(imagination_weights(5).sum()) == pytest.approx(1.0)
+
+
+def test_combine_errors_uses_only_existing_predictions() -> None:
+    weights = imagination_weights(3)
+    errors = torch.tensor([[1.0, 1.0], [4.0, 4.0], [9.0, 9.0]])
+    valid = torch.tensor([[True, True], [True, False], [False, False]])
+    combined = combine_errors(errors, valid, weights)
+    w = weights.tolist()
+    expected_first = (w[0] * 1 + w[1] * 4) / (w[0] + w[1])
+    assert combined.tolist() == pytest.approx([expected_first, 1.0])
+
+
+def test_one_hot_actions() -> None:
+    assert one_hot_actions(torch.tensor([2]), ActionSpec("discrete", (4,))).tolist() == [
+        [0, 0, 1, 0]
+    ]
+    encoded = one_hot_actions(torch.tensor([[2, 0, 1]]), MULTI)
+    assert encoded.tolist() == [[0, 0, 1, 1, 0, 0, 0, 1]]
+
+
+def test_meta_coefficients_and_cascade() -> None:
+    assert meta_coefficients("maximize_top", 2) == [-1.0, 1.0]
+    assert meta_coefficients("maximize_top", 3) == [-1.0, -1.0, 1.0]
+    assert meta_coefficients("all_minimize", 2) == [-1.0, -1.0]
+    assert meta_coefficients("all_maximize", 2) == [1.0, 1.0]
+    assert meta_coefficients("linear", 3) == [-1.0, 0.0, 1.0]
+    target = torch.randn(3, 16) * 5 + 2
+    predictions = torch.zeros(2, 3, 16)
+    predictions[0] = standardise(target)  # level 0 predicts perfectly
+    targets, squared = meta_targets(predictions, target)
+    assert torch.allclose(targets[0].mean(-1), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(targets[0].std(-1, unbiased=False), torch.ones(3), atol=1e-4)
+    assert torch.allclose(squared[0], torch.zeros(3), atol=1e-8)
+    # Nothing left to explain: tau_1 = delta_0 = 0 standardises to 0 (eps), so delta_1 = 0.
+    assert torch.allclose(squared[1], torch.zeros(3), atol=1e-8)
+    predictions[0] = 0.0  # level 0 predicts nothing: the whole standardised target is left
+    _, squared = meta_targets(predictions, target)
+    assert torch.allclose(squared, torch.ones(2, 3), atol=1e-4)
+
+
+# -- agent side -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(PLUGINS))
+def test_first_step_returns_none(name: str) -> None:
+    setup = _small(name)
+    curiosity = setup.build()
+    frames = _familiar(setup, curiosity, torch.tensor([[0, 1], [1, 2]]))
+    starts = torch.tensor([True, True])
+    with torch.inference_mode():
+        assert curiosity.agent_step(frames[0], None, starts) is None
+        reward = curiosity.agent_step(frames[1], torch.tensor([1, 2]), ~starts)
+    assert reward is not None and reward.shape == (2,) and bool(torch.isfinite(reward).all())
+
+
+@pytest.mark.parametrize("name", list(PLUGINS))
+def test_agent_side_matches_training_side_replay(name: str) -> None:
+    """The per-step imagination (agent) and the sequence imagination (training) agree.
+
+    From a first step (zero state) the rewards scored while acting equal those
+    recomputed by replaying the batch through the same weights.
+    """
+    setup = _small(name)
+    curiosity, _ = _train(setup, 3)
+    batch = ContractWorld(setup, curiosity).rollout()  # a new world: starts with a first step
+    assert batch.intrinsic is not None
+    if isinstance(curiosity, MetaCuriosity):
+        expected = curiosity.level_rewards(batch).sum(0)
+    elif isinstance(curiosity, DeltaMinimizeCuriosity):
+        errors = curiosity.prediction_errors(batch)
+        expected = torch.cat([torch.zeros(1, 2), -(errors[1:] - errors[:-1])])
+    else:
+        assert isinstance(curiosity, AdversarialCuriosity)
+        expected = curiosity.prediction_errors(batch)
+    assert torch.allclose(batch.intrinsic, expected, atol=1e-5), batch.intrinsic - expected
+
+
+@pytest.mark.parametrize("name", list(PLUGINS))
+def test_episode_start_resets_agent_state(name: str) -> None:
+    """At an episode start the reward is 0 and the world continues exactly like a fresh one."""
+    setup = _small(name)
+    trained, _ = _train(setup, 3)
+    steps, reset_at = 24, 10
+    index = torch.arange(steps + 1).unsqueeze(1) + torch.tensor([0, 1])
+    observations = _familiar(setup, trained, index)
+    actions = (index[1:] % 4).long()
+    starts = torch.zeros(steps + 1, 2, dtype=torch.bool)
+    starts[0] = True
+    starts[reset_at, 0] = True  # world 0 starts a new episode at o_10
+    rewards = _drive(trained, observations, actions, starts)
+    assert float(rewards[reset_at - 1, 0]) == 0.0  # the transition into the reset observation
+    assert float(rewards[reset_at - 1, 1]) != 0.0 or name == "delta-minimize"
+    fresh = setup.build(seed=1)
+    fresh.load_state_dict(trained.state_dict())
+    again = _drive(fresh, observations[reset_at:], actions[reset_at:])
+    assert torch.allclose(rewards[reset_at:, 0], again[:, 0], atol=1e-5)
+    # World 1 was not reset, so its rewards differ from a fresh start (its state carries on).
+    assert not torch.allclose(rewards[reset_at:, 1], again[:, 1], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(PLUGINS))
+def test_mid_run_state_round_trip(name: str) -> None:
+    """Agent-side state (FD state, pending predictions, e_{t-1}) survives a checkpoint."""
+    setup = _small(name)
+    trained, world = _train(setup, 2)
+    world.rollout()  # agent side mid-run: warm state, pending predictions
+    buffer = io.BytesIO()
+    torch.save(trained.state_dict(), buffer)
+    buffer.seek(0)
+    restored = setup.build(seed=1)
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
+    twin = ContractWorld(setup, restored)
+    twin.phase, twin.prev_action, twin.first = world.phase.clone(), world.prev_action, False
+    expected, got = world.rollout(novel_at=5), twin.rollout(novel_at=5)
+    assert expected.intrinsic is not None and got.intrinsic is not None
+    assert torch.allclose(expected.intrinsic, got.intrinsic, atol=1e-6)
+    # Training continues identically too (agent/... statistics are diagnostics, not state).
+    trained_metrics, restored_metrics = trained.update(expected), restored.update(got)
+    assert {k: v for k, v in trained_metrics.items() if not k.startswith("agent/")} == (
+        pytest.approx({k: v for k, v in restored_metrics.items() if not k.startswith("agent/")})
+    )
+
+
+def test_delta_minimize_scores_the_change_of_error() -> None:
+    setup = ContractSetup(_traced(DeltaMinimizePlugin, "last_error"), DeltaMinimizeOptions(**SMALL))
+    curiosity, _ = _train(setup, 3)
+    fresh_world = ContractWorld(setup, curiosity)
+    batch = fresh_world.rollout()
+    errors = torch.stack(curiosity.trace[-batch.shape[0] :])  # type: ignore[attr-defined]
+    assert batch.intrinsic is not None
+    assert torch.equal(batch.intrinsic[0], torch.zeros(2))  # first scored step
+    assert torch.allclose(batch.intrinsic[1:], -(errors[1:] - errors[:-1]), atol=1e-6)
+
+
+# -- learning and the properties each formula promises ----------------------------------------
+
+
+def test_fd_one_step_error_on_the_familiar_cycle_falls() -> None:
+    setup = _small("adversarial")
+    curiosity = setup.build()
+    world = ContractWorld(setup, curiosity)
+    first_batch = world.rollout()
+    first_metrics = curiosity.update(first_batch)
+    first = first_metrics["error_1step"]
+    for _ in range(40):
+        metrics = curiosity.update(world.rollout())
+    assert metrics["error_1step"] < 0.2 * first, (first, metrics["error_1step"])
+    # The agent side's mean error since the previous update is reported too.
+    assert 0 < metrics["agent/error"] < 0.2 * first_metrics["agent/error"]
+    # The agent side follows: familiar rewards scored while acting fell as well.
+    late = world.rollout()
+    assert first_batch.intrinsic is not None and late.intrinsic is not None
+    assert float(late.intrinsic[2:].mean()) < 0.2 * float(first_batch.intrinsic[2:].mean())
+
+
+def test_meta_levels_learn() -> None:
+    setup = _small("meta")
+    curiosity = setup.build()
+    world = ContractWorld(setup, curiosity)
+    first = curiosity.update(world.rollout())
+    for _ in range(40):
+        metrics = curiosity.update(world.rollout())
+    assert metrics["loss_level0"] < 0.2 * first["loss_level0"], (first, metrics)
+    # maximize_top: the bottom level's component is <= 0, the top level's >= 0.
+    assert metrics["agent/reward_level0"] <= 0 <= metrics["agent/reward_level1"]
+
+
+@pytest.fixture(scope="module")
+def trained_delta() -> tuple[ContractSetup, Curiosity, ContractWorld]:
+    setup = ContractSetup(_traced(DeltaMinimizePlugin, "last_error"), DeltaMinimizeOptions(**SMALL))
+    curiosity, world = _train(setup, 60)
+    return setup, curiosity, world
+
+
+def test_delta_minimize_novel_frame(trained_delta: Any) -> None:
+    """What delta-minimize does with a novel frame: penalised on arrival, rewarded on recovery.
+
+    The error jumps at the novel frame (reward ``-(e_t - e_{t-1}) < 0``) and
+    falls again when the familiar cycle resumes (reward > 0): novelty as such is
+    not rewarded, learning progress (error going down) is.
+    """
+    _, curiosity, world = trained_delta
+    at = 16
+    probe = world.rollout(novel_at=at)
+    assert probe.intrinsic is not None
+    errors = torch.stack(curiosity.trace[-probe.shape[0] :])
+    assert float(errors[at].mean()) > 3 * float(errors[2:at].mean())  # the surprise is there
+    assert float(probe.intrinsic[at].mean()) < 0  # ... and penalised
+    assert float(probe.intrinsic[at + 1 :].sum(0).mean()) > 0  # recovery is rewarded
+
+
+def test_delta_minimize_rewards_the_world_becoming_predictable(trained_delta: Any) -> None:
+    """The property the formula promises: reward when the world becomes more predictable.
+
+    After training on the familiar cycle (4 frames), the agent sees the cycle,
+    then 8 steps of fresh random noise (unpredictable), then the cycle again.
+    Summed over one cycle of steps, the rewards telescope to the fall of the
+    error: positive where the cycle resumes, negative at the noise onset, and
+    about 0 over a familiar cycle (the error is periodic there).
+    """
+    setup, curiosity, _ = trained_delta
+    steps, noise_from, noise_to = 32, 8, 16
+    generator = torch.Generator().manual_seed(0)
+    index = torch.arange(steps + 1).unsqueeze(1) + torch.tensor([0, 1])
+    observations = _familiar(setup, curiosity, index).clone()
+    shape = observations[noise_from:noise_to].shape
+    observations[noise_from:noise_to] = torch.randint(
+        0, 256, shape, dtype=torch.uint8, generator=generator
+    )
+    actions = (index[1:] % 4).long()
+    rewards = _drive(curiosity, observations, actions)
+    # rewards[t] scores o_{t+1}: noise arrives at t = noise_from - 1, the cycle at noise_to - 1.
+    onset = rewards[noise_from - 1 : noise_from + 3].sum(0)
+    recovery = rewards[noise_to - 1 : noise_to + 3].sum(0)
+    familiar = rewards[24:28].sum(0)
+    assert bool((onset < 0).all()), onset
+    assert bool((recovery > 0).all()), recovery
+    assert float(recovery.min()) > 5 * float(familiar.abs().max()), (recovery, familiar)
+
+
+# -- threads ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["adversarial", "meta"])
+def test_agent_steps_while_training_in_another_thread(name: str) -> None:
+    setup = _small(name)
+    curiosity = setup.build()
+    batch = ContractWorld(setup, curiosity).rollout()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    updates = [0]
+
+    def train() -> None:
+        try:
+            while not stop.is_set():
+                curiosity.update(batch)
+                updates[0] += 1
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            errors.append(error)
+
+    trainer = threading.Thread(target=train)
+    trainer.start()
+    try:
+        world = ContractWorld(setup, curiosity)
+        rewards = [world.rollout().intrinsic for _ in range(10)]  # 320 agent steps
+    finally:
+        stop.set()
+        trainer.join()
+    assert not errors, errors
+    assert updates[0] > 0
+    assert all(r is not None and bool(torch.isfinite(r).all()) for r in rewards)
+    # The inference copy ends up with the trained weights.
+    for a, b in zip(
+        curiosity.modules()["fd"].parameters(),
+        curiosity.modules()["fd_agent"].parameters(),
+        strict=True,
+    ):
+        assert torch.equal(a, b)
+
+
+def test_update_syncs_the_inference_copy() -> None:
+    setup = _small("adversarial")
+    curiosity = setup.build()
+    assert isinstance(curiosity, AdversarialCuriosity)
+    before = copy.deepcopy(curiosity.agent_model.state_dict())
+    batch = ContractWorld(setup, curiosity).rollout()
+    curiosity.update(batch)
+    after = curiosity.agent_model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    for k, v in curiosity.model.state_dict().items():
+        assert torch.equal(after[k], v)
+    assert all(not p.requires_grad for p in curiosity.agent_model.parameters())
