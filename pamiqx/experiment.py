@@ -360,6 +360,8 @@ def apply_overrides(
 
     Keys are checked against the schema when the result is resolved; an
     override of a key that does not exist fails there, named as an override.
+    Setting ``<table>.plugin`` to another plugin drops the table's other keys
+    (they belong to the old plugin); later overrides can set the new plugin's.
 
     Args:
         data: The merged experiment data.
@@ -383,6 +385,10 @@ def apply_overrides(
                     f"command-line override '{text}': '{prefix}' is a value, not a table."
                 )
             node = child
+        if path[-1] == "plugin" and node.get("plugin", value) != value:
+            # As with extends: switching plugin drops the options of the old one.
+            node.clear()
+            sources.set(".".join(path[:-1]), f"command-line override '{text}'")
         node[path[-1]] = value
         sources.set(".".join(path), f"command-line override '{text}'")
     return result

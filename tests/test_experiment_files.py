@@ -99,6 +99,15 @@ def test_overrides_are_toml_values(write_toml: Write, override: str, expected: o
     assert (tuple(node) if isinstance(node, list) else node) == expected
 
 
+def test_overriding_the_plugin_drops_the_old_plugins_options(write_toml: Write) -> None:
+    path = write_toml(BASE + '\n[curiosity]\nplugin = "none"\n')
+    exp = load_experiment(path, ["environment.plugin=gymnasium", "environment.id=CartPole-v1"])
+    assert exp.environment.entry.name == "gymnasium"
+    assert exp.environment.options.id == "CartPole-v1"
+    same = load_experiment(path, ["environment.plugin=sim-maze"])
+    assert same.environment.options.size == 48  # same plugin: options kept
+
+
 def test_parse_override_bare_word_is_string() -> None:
     assert parse_override("environment.plugin=sim-maze") == (["environment", "plugin"], "sim-maze")
     assert parse_override("a.b = 2") == (["a", "b"], 2)
