@@ -321,10 +321,13 @@ def _open_run(repo_path: Path, experiment: str, run_hash: str | None, system_met
         kwargs["system_tracking_interval"] = None
     try:
         repo_path.mkdir(parents=True, exist_ok=True)
-        # The equivalent of `aim init`; from_path keeps the Repo for the Run below.
-        repo = Repo.from_path(str(repo_path), init=not Repo.exists(str(repo_path)))
-        if run_hash is None or not repo.run_exists(run_hash):
-            return Run(**kwargs)
+        # Runs started together (a comparison of several curiosities) would race to
+        # create the repository: one process at a time initialises it.
+        with filelock.FileLock(str(repo_path) + ".init.lock", timeout=300):
+            # The equivalent of `aim init`; from_path keeps the Repo for the Run below.
+            repo = Repo.from_path(str(repo_path), init=not Repo.exists(str(repo_path)))
+            if run_hash is None or not repo.run_exists(run_hash):
+                return Run(**kwargs)
         if (str(repo_path), run_hash) in _open_runs:
             raise PamiqxError(
                 f"The Aim run {run_hash} in {repo_path} is already open in this process; "

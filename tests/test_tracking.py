@@ -223,3 +223,24 @@ def test_importing_does_not_import_aim_or_torch() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_two_processes_creating_one_repository_both_succeed(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from pamiqx.experiment import TrackingConfig\n"
+        "from pamiqx.tracking import open_tracker\n"
+        "t = open_tracker(TrackingConfig(), sys.argv[1], Path(sys.argv[2]), {})\n"
+        "t.track({'x': 1.0}, 1)\n"
+        "t.close()\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, f"e{i}", str(tmp_path)], stderr=subprocess.PIPE, text=True
+        )
+        for i in range(2)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    assert len(read_metrics(tmp_path / "aim")) == 2
