@@ -288,3 +288,15 @@ def test_error_names_the_file_that_set_the_key(write_toml: Write, cli: CLI) -> N
 def test_unknown_kind_for_list_plugins(cli: CLI) -> None:
     code, out = cli("list-plugins", "--kind", "curiosty")
     assert code == 2 and "did you mean 'curiosity'" in out.lower()
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml")),
+    ids=lambda p: p.name,
+)
+def test_every_shipped_experiment_validates(path: Path) -> None:
+    resolved = load_experiment(path)
+    assert resolved.experiment.name == path.stem  # run directories are named after the file
+    data = tomllib.loads(resolved.to_toml())
+    assert data["curiosity"]["plugin"] == resolved.curiosity.entry.name
