@@ -14,6 +14,7 @@ from pamiqx.api import (
     EnvStep,
     ObservationSpec,
 )
+from pamiqx.locomotion import locomotion_action_spec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,19 +60,13 @@ class SimMazeEnvironment(Environment):
 
     def __init__(self, world: MazeWorld, options: SimMazeOptions) -> None:
         """Wrap a built world."""
-        from pamiqx.envs.maze import DISCRETE_ACTIONS, MULTI_DISCRETE_NVEC
-
         self.world = world
         self.episode_steps = options.episode_steps
         self._steps_in_episode = 0
         self._episode_start = True
         size = options.size
         self._observation_spec = ObservationSpec(shape=(size, size, 3), dtype="uint8", kind="image")
-        if options.action_mode == "discrete":
-            self._action_spec = ActionSpec("discrete", (len(DISCRETE_ACTIONS),), DISCRETE_ACTIONS)
-        else:
-            names = ("Vertical", "Horizontal", "LookHorizontal", "Jump", "Run")
-            self._action_spec = ActionSpec("multi_discrete", tuple(MULTI_DISCRETE_NVEC), names)
+        self._action_spec = locomotion_action_spec(options.action_mode)
 
     @property
     def observation_spec(self) -> ObservationSpec:

@@ -17,28 +17,11 @@ import numpy.typing as npt
 
 from pamiqx.envs.maze.layout import MazeMap, generate_maze
 from pamiqx.envs.maze.render import Renderer
+from pamiqx.locomotion import DISCRETE_ACTIONS, MULTI_DISCRETE_NVEC
 
 __all__ = ["AGENT_RADIUS", "DISCRETE_ACTIONS", "MULTI_DISCRETE_NVEC", "MazeWorld"]
 
-DISCRETE_ACTIONS: tuple[str, ...] = (
-    "noop",
-    "forward",
-    "backward",
-    "strafe_left",
-    "strafe_right",
-    "turn_left",
-    "turn_right",
-)
-"""Names of the discrete actions; the index in this tuple is the action value."""
-
-MULTI_DISCRETE_NVEC: tuple[int, ...] = (3, 3, 3, 2, 2)
-"""Sizes of the multi-discrete action: Vertical, Horizontal, LookHorizontal, Jump, Run.
-
-The first three take 0 (none), 1 (+1) or 2 (-1): Vertical +1 walks forward, Horizontal +1
-strafes right and LookHorizontal +1 turns right. Jump is accepted and ignored (the maze is
-flat). Run 1 doubles the move speed.
-"""
-
+# Jump is accepted and ignored in the maze (it is flat); Run 1 doubles the move speed.
 AGENT_RADIUS = 0.2
 """Half the side of the agent's square collision box, in cells."""
 

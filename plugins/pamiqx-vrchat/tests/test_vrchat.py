@@ -33,7 +33,6 @@ from pamiq_vrchat.actuators import OscActuator, OscAxes, OscButtons
 from pamiqx_vrchat import devices
 from pamiqx_vrchat.actions import (
     DISCRETE_ACTIONS,
-    MULTI_DISCRETE_NVEC,
     decode,
     osc_action,
     release_action,
@@ -99,11 +98,17 @@ class RecordingActuator:
 
 
 def test_action_layouts_mirror_sim_maze() -> None:
-    from pamiqx.envs.maze import DISCRETE_ACTIONS as MAZE_ACTIONS
-    from pamiqx.envs.maze import MULTI_DISCRETE_NVEC as MAZE_NVEC
+    from pamiqx.api import BuildContext
+    from pamiqx.envs.sim_maze import SimMazeOptions, SimMazePlugin
 
-    assert DISCRETE_ACTIONS == MAZE_ACTIONS
-    assert MULTI_DISCRETE_NVEC == MAZE_NVEC
+    for mode in ("discrete", "multi_discrete"):
+        maze = SimMazePlugin().build(
+            SimMazeOptions(size=16, action_mode=mode), BuildContext("t", 0)
+        )
+        vrchat = VRChatEnvironment(
+            VRChatOptions(action_mode=mode), SolidSensor, lambda: RecordingActuator([])
+        )
+        assert vrchat.action_spec == maze.action_spec
     env = VRChatEnvironment(VRChatOptions(), SolidSensor, lambda: RecordingActuator([]))
     assert env.action_spec.kind == "discrete" and env.action_spec.nvec == (7,)
     assert env.observation_spec.shape == (64, 64, 3) and env.realtime

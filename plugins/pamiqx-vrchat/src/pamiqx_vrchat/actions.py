@@ -25,6 +25,9 @@ import numpy as np
 import numpy.typing as npt
 from pamiq_vrchat.actuators import OscAxes, OscButtons
 
+# The same layout as sim-maze's, from one place, so maze-trained agents run here unchanged.
+from pamiqx.locomotion import DISCRETE_ACTIONS, MULTI_DISCRETE_NAMES, MULTI_DISCRETE_NVEC
+
 __all__ = [
     "AXIS_VALUES",
     "DISCRETE_ACTIONS",
@@ -36,23 +39,6 @@ __all__ = [
     "osc_action",
     "release_action",
 ]
-
-DISCRETE_ACTIONS: tuple[str, ...] = (
-    "noop",
-    "forward",
-    "backward",
-    "strafe_left",
-    "strafe_right",
-    "turn_left",
-    "turn_right",
-)
-"""Names of the discrete actions, index = action value (same as ``sim-maze``)."""
-
-MULTI_DISCRETE_NVEC: tuple[int, ...] = (3, 3, 3, 2, 2)
-"""Sizes of the multi-discrete sub-actions (same as ``sim-maze``)."""
-
-MULTI_DISCRETE_NAMES: tuple[str, ...] = ("Vertical", "Horizontal", "LookHorizontal", "Jump", "Run")
-"""Names of the multi-discrete sub-actions, after VRChat's OSC inputs."""
 
 AXIS_VALUES: tuple[float, ...] = (0.0, 1.0, -1.0)
 """Signed input of each choice of an axis sub-action (0 none, 1 plus, 2 minus)."""
