@@ -46,15 +46,21 @@ def create_run_dir(root: Path, name: str) -> Path:
     """Create ``root/name/<timestamp>/`` (suffixed when two runs start in one second)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = root / name
-    base.mkdir(parents=True, exist_ok=True)
-    for suffix in ["", *[f"-{i}" for i in range(1, 1000)]]:
-        path = base / f"{stamp}{suffix}"
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        (path / "checkpoints").mkdir()
-        return path
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        for suffix in ["", *[f"-{i}" for i in range(1, 1000)]]:
+            path = base / f"{stamp}{suffix}"
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            (path / "checkpoints").mkdir()
+            return path
+    except OSError as error:
+        raise CheckpointError(
+            f"cannot create a run directory under {base} ({error.strerror}); set run.log_dir "
+            "or PAMIQX_LOG_DIR to a writable folder."
+        ) from None
     raise CheckpointError(f"{base}: cannot create a new run directory.")
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pamiqx import __version__
 from pamiqx.api import PLUGIN_KINDS
@@ -54,7 +55,8 @@ def user_errors(debug: bool) -> Iterator[None]:
     except PamiqxError as error:
         if debug:
             traceback.print_exc()
-        stderr.print(f"[bold red]error:[/] {error}", markup=True)
+        # The message itself is plain text: "[models.encoder]" must not be read as markup.
+        stderr.print(f"[bold red]error:[/] {escape(str(error))}", markup=True)
         if not debug:
             stderr.print("(run with --debug for the traceback)", style="dim")
         raise typer.Exit(USER_ERROR_EXIT) from None

@@ -239,3 +239,26 @@ def test_realtime_world_keeps_its_rate_while_training_runs(
     steps = [read_meta(p)["step"] for p in list_checkpoints(run_dir)]
     assert steps[-1] == 400 and {256, 384} <= set(steps)  # periodic ones, then the final
     assert not (run_dir / ".pamiq-core-states").exists()
+
+
+def test_start_up_mistakes_are_clear_errors_and_write_nothing(
+    tmp_path: Path, write_toml: Callable[..., Path], cli: Callable[..., tuple[int, str]]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    path = write_toml(tiny_maze(blocker / "logs", max_steps=64))
+    code, out = cli("run", str(path))
+    assert code == 2 and "cannot create a run directory" in out and "Traceback" not in out
+
+    path = write_toml(tiny_maze(tmp_path / "logs", max_steps=64), "vector.toml")
+    code, out = cli(
+        "run", str(path), "models.encoder.plugin=mlp-encoder", "models.encoder.feature_dim=8"
+    )
+    # The message keeps its "[models.encoder]" (it is not swallowed as console markup).
+    assert code == 2 and '[models.encoder] plugin = "conv-encoder"' in out
+    assert list((tmp_path / "logs").glob("tiny/*")) == []  # no empty run directory left
+
+    if not torch.cuda.is_available():
+        code, out = cli("run", str(path), "run.device=cuda")
+        assert code == 2 and "CUDA is not available" in out
+        assert list((tmp_path / "logs").glob("tiny/*")) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -28,7 +29,12 @@ from pamiqx.display import ProgressDisplay, make_display
 from pamiqx.errors import CheckpointError, EnvironmentUnavailableError, PamiqxError
 from pamiqx.experiment import ResolvedExperiment
 from pamiqx.plugins.manager import PluginManager
-from pamiqx.runtime.build import Components, build_components, build_environments
+from pamiqx.runtime.build import (
+    Components,
+    build_components,
+    build_environments,
+    resolve_device,
+)
 from pamiqx.runtime.launch import LockstepLoop, StopRequest, stop_on_signals
 from pamiqx.runtime.rollout import Rollout
 from pamiqx.tracking import Tracker, open_tracker
@@ -258,6 +264,7 @@ def run_experiment(
     """
     exp = resolved.experiment
     console = console or Console()
+    resolve_device(exp.run.device)  # a missing GPU is reported before anything is written
     root = log_root(exp.run.log_dir)
     state: dict[str, Any] | None = None
     meta: dict[str, Any] = {}
@@ -269,24 +276,28 @@ def run_experiment(
         run_dir = create_run_dir(root, exp.name)
     _write_experiment_file(run_dir, resolved, int(meta.get("step", 0)))
 
-    envs = build_environments(resolved, torch.device("cpu"), run_dir)
-    started: list[Any] = []
+    started: list[Environment] = []
     try:
-        for env in envs:
-            _set_up(env, resolved)
-            started.append(env)
-        components = build_components(resolved, envs, run_dir)
-        spec = envs[0].observation_spec
-        rollout = Rollout(
-            exp.policy.rollout_steps,
-            len(envs),
-            spec,
-            envs[0].action_spec,
-            components.policy.hidden_dim,
-        )
-        tracker = open_tracker(
-            exp.tracking, exp.name, root, resolved.to_dict(), run_hash=meta.get("aim_run_hash")
-        )
+        try:
+            envs = build_environments(resolved, torch.device("cpu"), run_dir)
+            for env in envs:
+                _set_up(env, resolved)
+                started.append(env)
+            components = build_components(resolved, envs, run_dir)
+            rollout = Rollout(
+                exp.policy.rollout_steps,
+                len(envs),
+                envs[0].observation_spec,
+                envs[0].action_spec,
+                components.policy.hidden_dim,
+            )
+            tracker = open_tracker(
+                exp.tracking, exp.name, root, resolved.to_dict(), run_hash=meta.get("aim_run_hash")
+            )
+        except PamiqxError:
+            if state is None:  # a run that never started leaves no empty run directory behind
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         try:
             return _drive(resolved, components, rollout, run_dir, tracker, manager, state, console)
         finally:
