@@ -251,6 +251,20 @@ class Transitions:
         """Return ``(T, E)``."""
         return int(self.dones.shape[0]), int(self.dones.shape[1])
 
+    def flattened(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return observations, next observations, actions and dones with ``(T, E)`` merged.
+
+        Each gets one leading dimension of ``T * E`` rows (row ``t * E + e``), the
+        layout per-transition networks want; reshape results back with ``.reshape(T, E)``.
+        """
+        rows = self.shape[0] * self.shape[1]
+        return (
+            self.observations.reshape(rows, *self.observations.shape[2:]),
+            self.next_observations.reshape(rows, *self.next_observations.shape[2:]),
+            self.actions.reshape(rows, *self.actions.shape[2:]),
+            self.dones.reshape(rows),
+        )
+
 
 class Curiosity(abc.ABC):
     """An intrinsic-reward mechanism: the one interface for batch and online styles.

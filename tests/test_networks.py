@@ -236,3 +236,13 @@ def test_policy_learns_to_prefer_target_action() -> None:
         opt.step()
     after = mean_logp().item()
     assert after > before + 0.1
+
+
+def test_one_hot_actions_discrete_and_multi_discrete() -> None:
+    from pamiqx.models.networks import one_hot_actions, one_hot_width
+
+    assert one_hot_actions(torch.tensor([2, 0]), (4,)).tolist() == [[0, 0, 1, 0], [1, 0, 0, 0]]
+    assert one_hot_actions(torch.tensor([[2], [1]]), (3,)).tolist() == [[0, 0, 1], [0, 1, 0]]
+    encoded = one_hot_actions(torch.tensor([[[2, 0, 1]]]), (3, 3, 2))  # (T, E, K)
+    assert encoded.shape == (1, 1, one_hot_width((3, 3, 2)))
+    assert encoded.tolist() == [[[0, 0, 1, 1, 0, 0, 0, 1]]]

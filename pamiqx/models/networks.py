@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Categorical
 
@@ -573,3 +574,25 @@ class ActorCritic(nn.Module):
             features = outs.reshape(steps * batch, -1)
         dist, values = self._heads(features)
         return dist, values, hidden
+
+
+def one_hot_width(nvec: tuple[int, ...]) -> int:
+    """Return the width of :func:`one_hot_actions`'s encoding: the sum of ``nvec``."""
+    return int(sum(nvec))
+
+
+def one_hot_actions(actions: Tensor, nvec: tuple[int, ...]) -> Tensor:
+    """One-hot encode actions, concatenating the codes of a multi-discrete action's parts.
+
+    Args:
+        actions: ``(...)`` integers for a discrete space (``nvec = (n,)``), or
+            ``(..., len(nvec))`` for a multi-discrete one.
+        nvec: Choices of each sub-action (``ActionSpec.nvec``).
+
+    Returns:
+        ``(..., sum(nvec))`` float32.
+    """
+    if len(nvec) == 1 and (actions.dim() == 0 or actions.shape[-1] != 1):
+        actions = actions.unsqueeze(-1)
+    parts = [F.one_hot(actions[..., i].long(), n) for i, n in enumerate(nvec)]
+    return torch.cat(parts, dim=-1).float()

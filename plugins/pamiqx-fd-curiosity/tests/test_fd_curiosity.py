@@ -13,7 +13,6 @@ import torch
 from pamiqx_fd_curiosity.core import (
     combine_errors,
     imagination_weights,
-    one_hot_actions,
     standardise,
 )
 from pamiqx_fd_curiosity.mechanisms import (
@@ -210,14 +209,6 @@ def test_combine_errors_uses_only_existing_predictions() -> None:
     w = weights.tolist()
     expected_first = (w[0] * 1 + w[1] * 4) / (w[0] + w[1])
     assert combined.tolist() == pytest.approx([expected_first, 1.0])
-
-
-def test_one_hot_actions() -> None:
-    assert one_hot_actions(torch.tensor([2]), ActionSpec("discrete", (4,))).tolist() == [
-        [0, 0, 1, 0]
-    ]
-    encoded = one_hot_actions(torch.tensor([[2, 0, 1]]), MULTI)
-    assert encoded.tolist() == [[0, 0, 1, 1, 0, 0, 0, 1]]
 
 
 def test_meta_coefficients_and_cascade() -> None:

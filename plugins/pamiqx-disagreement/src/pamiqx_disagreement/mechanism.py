@@ -21,10 +21,10 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pamiqx.api import ActionSpec, Curiosity, ObservationSpec, Transitions
+from pamiqx.models.networks import one_hot_actions
 from pamiqx_disagreement.plugin import DisagreementOptions
 
 __all__ = ["Disagreement", "Ensemble", "EnsembleLinear", "build_random_features"]
@@ -197,9 +197,7 @@ class Disagreement(Curiosity):
 
     def _inputs(self, observations: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Return ``(N, feature_dim + sum(nvec))``: features and one-hot (sub-)actions."""
-        columns = actions.reshape(actions.shape[0], -1)
-        codes = [F.one_hot(columns[:, k], n).float() for k, n in enumerate(self.nvec)]
-        return torch.cat([self.encode(observations), *codes], dim=-1)
+        return torch.cat([self.encode(observations), one_hot_actions(actions, self.nvec)], dim=-1)
 
     def predictions(self, observations: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Return every member's prediction of the next features, ``(members, N, feature_dim)``.
@@ -212,19 +210,10 @@ class Disagreement(Curiosity):
         predicted: torch.Tensor = self.ensemble(x.expand(self.ensemble.members, -1, -1))
         return predicted
 
-    def _flatten(self, batch: Transitions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return observations, next observations and actions with ``(T, E)`` merged."""
-        count = batch.shape[0] * batch.shape[1]
-        return (
-            batch.observations.reshape(count, *self.spec.shape),
-            batch.next_observations.reshape(count, *self.spec.shape),
-            batch.actions.reshape(count, *batch.actions.shape[2:]),
-        )
-
     def rewards(self, batch: Transitions) -> torch.Tensor:
         """Return the mean over features of the variance across the ensemble, ``(T, E)``."""
         steps, envs = batch.shape
-        observations, _, actions = self._flatten(batch)
+        observations, _, actions, _ = batch.flattened()
         with torch.no_grad():
             spread = self.predictions(observations, actions).var(dim=0, correction=0)
         return spread.mean(dim=-1).reshape(steps, envs).float()
@@ -250,9 +239,9 @@ class Disagreement(Curiosity):
             ``loss`` (the members' mean squared error, averaged over the steps) and
             ``valid_fraction`` (transitions that did not end an episode).
         """
-        observations, next_observations, actions = self._flatten(batch)
+        observations, next_observations, actions, dones = batch.flattened()
         count = observations.shape[0]
-        valid = torch.nonzero(~batch.dones.reshape(-1)).squeeze(-1).to(observations.device)
+        valid = torch.nonzero(~dones).squeeze(-1).to(observations.device)
         if valid.numel() == 0:
             return {"loss": 0.0, "valid_fraction": 0.0}
         inputs = self._inputs(observations, actions)

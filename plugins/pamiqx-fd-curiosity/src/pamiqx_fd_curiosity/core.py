@@ -25,10 +25,10 @@ import threading
 from typing import Any, ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pamiqx.api import ActionSpec, Curiosity, ObservationSpec, Transitions
+from pamiqx.models.networks import one_hot_actions
 
 STANDARDISE_EPS = 1e-6
 _FRAME_EPS = 1e-5
@@ -62,27 +62,6 @@ def standardise(x: Tensor, eps: float = STANDARDISE_EPS) -> Tensor:
     mean = x.mean(dim=-1, keepdim=True)
     std = x.std(dim=-1, keepdim=True, unbiased=False)
     return (x - mean) / (std + eps)
-
-
-def action_dim(spec: ActionSpec) -> int:
-    """Return the width of the one-hot action encoding (the sum of ``nvec``)."""
-    return int(sum(spec.nvec))
-
-
-def one_hot_actions(actions: Tensor, spec: ActionSpec) -> Tensor:
-    """One-hot encode actions, concatenating the sub-actions of a multi-discrete space.
-
-    Args:
-        actions: ``(...)`` for discrete or ``(..., len(nvec))`` for multi-discrete, integers.
-        spec: The action space.
-
-    Returns:
-        ``(..., sum(nvec))`` float32.
-    """
-    if spec.kind == "discrete":
-        return F.one_hot(actions.long(), spec.nvec[0]).float()
-    parts = [F.one_hot(actions[..., i].long(), n) for i, n in enumerate(spec.nvec)]
-    return torch.cat(parts, dim=-1).float()
 
 
 class RandomEncoder(nn.Module):
@@ -534,7 +513,7 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
 
     def encode_actions(self, actions: Tensor) -> Tensor:
         """One-hot encode actions for the FD."""
-        return one_hot_actions(actions.to(self.device), self.action_spec)
+        return one_hot_actions(actions.to(self.device), self.action_spec.nvec)
 
     def rewards(self, batch: Transitions) -> Tensor:
         """Return the rewards scored while acting (``batch.intrinsic``), ``(T, E)``."""

@@ -14,12 +14,12 @@ import torch
 from torch import Tensor, nn
 
 from pamiqx.api import ActionSpec, ObservationSpec, Transitions
+from pamiqx.models.networks import one_hot_width
 from pamiqx_fd_curiosity.core import (
     ForwardDynamics,
     ForwardDynamicsCuriosity,
     Imagination,
     RandomEncoder,
-    action_dim,
     combine_errors,
     imagination_errors,
     imagination_weights,
@@ -62,7 +62,9 @@ class ImaginationCuriosity(ForwardDynamicsCuriosity):
             action_spec: The action space.
             device: Where everything lives.
         """
-        model = ForwardDynamics(options.latent_dim, action_dim(action_spec), options.hidden_dim)
+        model = ForwardDynamics(
+            options.latent_dim, one_hot_width(action_spec.nvec), options.hidden_dim
+        )
         super().__init__(
             _encoder(options, observation_spec),
             model,
@@ -283,7 +285,7 @@ class MetaCuriosity(ForwardDynamicsCuriosity):
             device: Where everything lives.
         """
         levels = nn.ModuleList(
-            ForwardDynamics(options.latent_dim, action_dim(action_spec), options.hidden_dim)
+            ForwardDynamics(options.latent_dim, one_hot_width(action_spec.nvec), options.hidden_dim)
             for _ in range(options.num_meta_levels)
         )
         super().__init__(

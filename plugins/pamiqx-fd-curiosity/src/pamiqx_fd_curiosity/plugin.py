@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import attrs
 
@@ -10,11 +11,7 @@ import pamiqx
 from pamiqx.api import ActionSpec, BuildContext, CuriosityPlugin, ObservationSpec
 
 if TYPE_CHECKING:
-    from pamiqx_fd_curiosity.mechanisms import (
-        AdversarialCuriosity,
-        DeltaMinimizeCuriosity,
-        MetaCuriosity,
-    )
+    from pamiqx_fd_curiosity.core import ForwardDynamicsCuriosity
 
 _positive = attrs.validators.gt(0)
 _positive_float = attrs.validators.gt(0.0)
@@ -92,91 +89,59 @@ class MetaOptions(FDOptions):
     coefficients: Literal["maximize_top", "all_minimize", "all_maximize", "linear"] = "maximize_top"
 
 
-class AdversarialPlugin(CuriosityPlugin):
+class _FamilyPlugin(CuriosityPlugin):
+    """Builds the mechanism class named by ``mechanism`` (imported only when built)."""
+
+    mechanism: ClassVar[str]
+
+    def build(
+        self,
+        options: Any,
+        context: BuildContext,
+        observation_spec: ObservationSpec,
+        action_spec: ActionSpec,
+    ) -> ForwardDynamicsCuriosity:
+        """Build the encoder, the forward dynamics and the optimizer on ``context.device``.
+
+        Args:
+            options: The plugin's options.
+            context: Device (the networks draw from torch's global RNG, seeded by the host).
+            observation_spec: Images get a random conv encoder, vectors a random MLP.
+            action_spec: Discrete or multi-discrete; actions enter the forward dynamics one-hot.
+
+        Returns:
+            The mechanism.
+        """
+        from pamiqx_fd_curiosity import mechanisms
+
+        # Each mechanism class takes (options, observation spec, action spec, device).
+        make: Callable[[Any, ObservationSpec, ActionSpec, str], ForwardDynamicsCuriosity]
+        make = getattr(mechanisms, self.mechanism)
+        return make(options, observation_spec, action_spec, context.device)
+
+
+class AdversarialPlugin(_FamilyPlugin):
     """Adversarial forward dynamics: reward = the FD's imagination-averaged prediction error."""
 
     name = "adversarial"
     Options = AdversarialOptions
-
-    def build(
-        self,
-        options: AdversarialOptions,
-        context: BuildContext,
-        observation_spec: ObservationSpec,
-        action_spec: ActionSpec,
-    ) -> AdversarialCuriosity:
-        """Build the encoder, the FD and its optimizer on ``context.device``.
-
-        Args:
-            options: The plugin's options.
-            context: Device (the networks draw from torch's global RNG, seeded by the host).
-            observation_spec: Images get a random conv encoder, vectors a random MLP.
-            action_spec: Discrete or multi-discrete; actions enter the FD one-hot.
-
-        Returns:
-            The mechanism.
-        """
-        from pamiqx_fd_curiosity.mechanisms import AdversarialCuriosity
-
-        return AdversarialCuriosity(options, observation_spec, action_spec, context.device)
+    mechanism = "AdversarialCuriosity"
 
 
-class DeltaMinimizePlugin(CuriosityPlugin):
+class DeltaMinimizePlugin(_FamilyPlugin):
     """Learning progress: reward -(e_t - e_{t-1}), steps where the world became more predictable."""
 
     name = "delta-minimize"
     Options = DeltaMinimizeOptions
-
-    def build(
-        self,
-        options: DeltaMinimizeOptions,
-        context: BuildContext,
-        observation_spec: ObservationSpec,
-        action_spec: ActionSpec,
-    ) -> DeltaMinimizeCuriosity:
-        """Build the encoder, the FD and its optimizer on ``context.device``.
-
-        Args:
-            options: The plugin's options.
-            context: Device (the networks draw from torch's global RNG, seeded by the host).
-            observation_spec: Images get a random conv encoder, vectors a random MLP.
-            action_spec: Discrete or multi-discrete; actions enter the FD one-hot.
-
-        Returns:
-            The mechanism.
-        """
-        from pamiqx_fd_curiosity.mechanisms import DeltaMinimizeCuriosity
-
-        return DeltaMinimizeCuriosity(options, observation_spec, action_spec, context.device)
+    mechanism = "DeltaMinimizeCuriosity"
 
 
-class MetaPlugin(CuriosityPlugin):
+class MetaPlugin(_FamilyPlugin):
     """Meta forward dynamics: L levels predicting residuals, reward sum_i c_i * mean(δ_i^2)."""
 
     name = "meta"
     Options = MetaOptions
-
-    def build(
-        self,
-        options: MetaOptions,
-        context: BuildContext,
-        observation_spec: ObservationSpec,
-        action_spec: ActionSpec,
-    ) -> MetaCuriosity:
-        """Build the encoder, the L FD levels and their optimizer on ``context.device``.
-
-        Args:
-            options: The plugin's options.
-            context: Device (the networks draw from torch's global RNG, seeded by the host).
-            observation_spec: Images get a random conv encoder, vectors a random MLP.
-            action_spec: Discrete or multi-discrete; actions enter the FDs one-hot.
-
-        Returns:
-            The mechanism.
-        """
-        from pamiqx_fd_curiosity.mechanisms import MetaCuriosity
-
-        return MetaCuriosity(options, observation_spec, action_spec, context.device)
+    mechanism = "MetaCuriosity"
 
 
 @pamiqx.hookimpl

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pamiqx.api import ActionSpec, Curiosity, ObservationSpec, Transitions
+from pamiqx.models.networks import one_hot_actions
 from pamiqx_icm.plugin import ICMOptions
 
 __all__ = ["ICM", "ICMLosses", "build_encoder"]
@@ -164,35 +165,22 @@ class ICM(Curiosity):
         encoded: torch.Tensor = self.encoder(x)
         return encoded
 
-    def _one_hot(self, actions: torch.Tensor) -> torch.Tensor:
-        """Return ``(N, sum(nvec))``: the one-hot codes of the sub-actions, concatenated."""
-        columns = actions.reshape(actions.shape[0], -1)
-        codes = [F.one_hot(columns[:, k], n) for k, n in enumerate(self.nvec)]
-        return torch.cat(codes, dim=-1).float()
-
-    def _flatten(self, batch: Transitions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return observations, next observations and actions with ``(T, E)`` merged."""
-        count = batch.shape[0] * batch.shape[1]
-        return (
-            batch.observations.reshape(count, *self.spec.shape),
-            batch.next_observations.reshape(count, *self.spec.shape),
-            batch.actions.reshape(count, *batch.actions.shape[2:]),
-        )
-
     def _predict(
         self, observations: torch.Tensor, next_observations: torch.Tensor, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return ``φ(o)``, ``φ(o')`` and ``φ̂(o')`` (one encoder pass for both frames)."""
         both = self.features(torch.cat([observations, next_observations]))
         now, after = both.chunk(2)
-        predicted: torch.Tensor = self.forward_model(torch.cat([now, self._one_hot(actions)], -1))
+        predicted: torch.Tensor = self.forward_model(
+            torch.cat([now, one_hot_actions(actions, self.nvec)], -1)
+        )
         return now, after, predicted
 
     def rewards(self, batch: Transitions) -> torch.Tensor:
         """Return ``(η/2) ||φ̂(o') - φ(o')||^2`` per transition, 0 where an episode ended."""
         steps, envs = batch.shape
         with torch.no_grad():
-            _, after, predicted = self._predict(*self._flatten(batch))
+            _, after, predicted = self._predict(*batch.flattened()[:3])
             surprise = 0.5 * self.options.eta * (predicted - after).pow(2).sum(-1)
             surprise = surprise.reshape(steps, envs).float()
             return surprise.masked_fill(batch.dones.to(surprise.device), 0.0)
@@ -207,8 +195,8 @@ class ICM(Curiosity):
             The terms, or None when fewer than two transitions did not end an episode
             (the batch norm needs two samples).
         """
-        observations, next_observations, actions = self._flatten(batch)
-        keep = ~batch.dones.reshape(-1).to(observations.device)
+        observations, next_observations, actions, dones = batch.flattened()
+        keep = ~dones.to(observations.device)
         valid = int(keep.sum().item())
         if valid < 2:
             return None
