@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ["startup", "world_speed", "training_speed"]
+BENCHMARKS = ["startup", "world_speed", "training_speed", "realtime"]
 RESULTS = Path(__file__).parent / "results"
 
 
