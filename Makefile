@@ -66,7 +66,9 @@ type: venv ## Type-check pamiqx/ and plugins/
 
 check: lint type test ## Format check, lint, types and tests
 
+# Stable-Baselines3 (the side-by-side peer) comes from the `bench` group, only here.
 bench: venv ## Run the benchmarks and print their numbers
+	$(UV) sync --locked --all-packages --inexact --group bench --python "$(PYTHON312)"
 	$(PY) -m bench
 
 aim: venv ## Serve the Aim UI over the log directory on port 43800
