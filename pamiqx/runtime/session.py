@@ -325,7 +325,16 @@ def _drive(
         run.load_state_dict(state)
         log_event(run_dir, "resume", step=run.step)
     else:
-        log_event(run_dir, "start", step=0, device=str(components.device))
+        # Where the metrics are: `pamiqx compare RUN_DIR` reads them from here.
+        repo = getattr(tracker, "repo", None)
+        log_event(
+            run_dir,
+            "start",
+            step=0,
+            device=str(components.device),
+            aim_repo=None if repo is None else str(repo),
+            aim_run_hash=tracker.run_hash,
+        )
     plain = resolved.to_dict()
     for error in manager.call_lifecycle(
         "pamiqx_experiment_start", experiment=plain, run_dir=run_dir
