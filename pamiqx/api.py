@@ -266,6 +266,62 @@ class Transitions:
         )
 
 
+@attrs.frozen
+class PolicyStep:
+    """What a policy network returns for one step, or for a window of steps.
+
+    The host's PPO learner drives any network that returns this (see
+    :class:`pamiqx.models.networks.PolicyNetwork`): the built-in actor-critic,
+    or a network an online curiosity mechanism owns (:meth:`Curiosity.policy_network`).
+
+    Attributes:
+        dist: Distribution over the world's actions, with ``sample()``, ``log_prob(actions)``
+            and ``entropy()`` (e.g. :class:`pamiqx.models.networks.ActionDistribution`).
+        values: ``(B,)`` value estimate per reward stream (``ext``, ``int``).
+        hidden: Recurrent state after the step (after the window for sequences).
+        internal: Diagonal Gaussian (``torch.distributions.Normal`` over ``(B, Z)``) of
+            an *internal action* the network emits besides the world's action and feeds
+            back to itself; None when it has none. It is sampled, stored and trained by
+            PPO like the world's action.
+        internal_mask: ``(B,)`` 1 where the internal action is chosen at this step, 0
+            where the network holds an earlier one (its log-probability does not count);
+            None means chosen at every step.
+        intrinsic: ``(B,)`` intrinsic reward of the transition that produced the
+            observation, scored inside the network (online mechanisms that own the
+            policy); None when the network scores nothing.
+        aux_loss: Scalar loss added to PPO's loss (``forward_sequence`` only), e.g. a
+            forward-dynamics prediction loss of a network that also predicts.
+        metrics: Extra numbers to log (``forward_sequence`` only).
+    """
+
+    dist: Any
+    values: dict[str, torch.Tensor]
+    hidden: torch.Tensor
+    internal: Any = None
+    internal_mask: torch.Tensor | None = None
+    intrinsic: torch.Tensor | None = None
+    aux_loss: torch.Tensor | None = None
+    metrics: dict[str, float] = attrs.field(factory=dict)
+
+    def log_prob(self, actions: torch.Tensor, internal: torch.Tensor | None) -> torch.Tensor:
+        """Return the joint ``(B,)`` log-probability of world and internal actions."""
+        log_prob: torch.Tensor = self.dist.log_prob(actions)
+        if self.internal is not None and internal is not None:
+            extra = self.internal.log_prob(internal).sum(dim=-1)
+            log_prob = log_prob + self._masked(extra)
+        return log_prob
+
+    def entropy(self) -> torch.Tensor:
+        """Return the joint ``(B,)`` entropy of world and internal actions."""
+        entropy: torch.Tensor = self.dist.entropy()
+        if self.internal is not None:
+            entropy = entropy + self._masked(self.internal.entropy().sum(dim=-1))
+        return entropy
+
+    def _masked(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.internal_mask is None else x * self.internal_mask.to(x.dtype)
+
+
 class Curiosity(abc.ABC):
     """An intrinsic-reward mechanism: the one interface for batch and online styles.
 
@@ -309,6 +365,22 @@ class Curiosity(abc.ABC):
         Returns:
             ``(E,)`` reward for the transition that produced ``observation``, or
             None when there is nothing to score yet (the first step).
+        """
+        return None
+
+    def policy_network(self, built: Mapping[str, torch.nn.Module]) -> torch.nn.Module | None:
+        """Return a policy network this mechanism owns, or None to use ``[models.policy]``.
+
+        Mechanisms whose curiosity lives inside the acting network (one network that
+        predicts, acts and evaluates) return it here: a
+        :class:`pamiqx.models.networks.PolicyNetwork`. The host then drives it in the
+        agent's step, trains it with PPO plus the :attr:`PolicyStep.aux_loss` it
+        returns, takes the intrinsic rewards from :attr:`PolicyStep.intrinsic`, and
+        saves it as the policy (do not list it in :meth:`modules`).
+
+        Args:
+            built: The host's models by role (``encoder``, ``policy``, ...), e.g. to
+                train the host's encoder end to end through this network.
         """
         return None
 

@@ -1,4 +1,4 @@
-"""The ``pamiqx`` command line: run, validate, list-plugins.
+"""The ``pamiqx`` command line: run, validate, list-plugins, new-plugin, compare.
 
 User mistakes (:class:`pamiqx.errors.PamiqxError`) end with a one-paragraph
 message on stderr and exit code 2; ``--debug`` shows the traceback instead.
@@ -202,6 +202,76 @@ def new_plugin(
         root = new_curiosity_package(name, directory)
         typer.echo(f"wrote {root}")
         typer.echo(f"next: uv pip install -e {root} && python -m pytest {root / 'tests'}")
+
+
+@app.command()
+def compare(
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Run directories, or folders searched for them (e.g. logs/ or logs/rnd-maze).",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help=(
+                "report.png (.svg, .pdf): both plots in one figure; report.html: a "
+                "self-contained page with plots and table; DIR/ (or no suffix): "
+                "coverage.png, intrinsic.png and summary.md. Default: the table only."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    repo: Annotated[
+        Path | None,
+        typer.Option(
+            "--repo",
+            help="Read every run from this Aim repository (default: the one each run recorded).",
+            show_default=False,
+        ),
+    ] = None,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            "--threshold", min=0.0, max=1.0, help="Coverage level of the 'steps to' column."
+        ),
+    ] = 0.5,
+    debug: DebugOption = False,
+) -> None:
+    """Compare curiosities: coverage and intrinsic reward over seeds, a summary table."""
+    from pamiqx.compare import (
+        differing_settings,
+        load_runs,
+        notes,
+        output_target,
+        rich_table,
+        summarize,
+        write_report,
+    )
+
+    def warn(message: str) -> None:
+        stderr.print(f"[yellow]warning:[/] {escape(message)}", markup=True)
+
+    with user_errors(debug):
+        if out is not None:
+            output_target(out)  # a bad --out fails before the runs are read
+        groups = summarize(load_runs(run_dirs, repo=repo, warn=warn), threshold)
+        for group in groups:
+            differing = differing_settings(group)
+            if differing:
+                shown = ", ".join(differing[:5]) + (", ..." if len(differing) > 5 else "")
+                warn(f"the runs of '{group.key}' differ in more than their seed ({shown}).")
+        console = Console(highlight=False)
+        console.print(rich_table(groups))
+        for note in notes(groups):
+            console.print(note, style="dim", markup=False)
+        if out is not None:
+            for path in write_report(groups, out):
+                console.print(f"wrote {path}", markup=False)
 
 
 def main() -> None:

@@ -170,7 +170,8 @@ def test_actor_critic_step_and_sequence(
     obs = torch.randn(steps, batch, 6)
     resets = torch.zeros(steps, batch)
     resets[2, 0] = 1.0
-    dist, values, h_last = model.forward_sequence(obs, h0, resets)
+    out = model.forward_sequence(obs, h0, resets)
+    dist, values, h_last = out.dist, out.values, out.hidden
     assert set(values) == {"ext", "int"}
     assert all(v.shape == (steps * batch,) for v in values.values())
     actions = dist.sample()
@@ -180,7 +181,8 @@ def test_actor_critic_step_and_sequence(
     # Time-major rows of the window match stepping the model one step at a time.
     h = h0
     for t in range(steps):
-        step_dist, step_values, h = model(obs[t], h, resets[t])
+        step = model(obs[t], h, resets[t])
+        step_dist, step_values, h = step.dist, step.values, step.hidden
         rows = slice(t * batch, (t + 1) * batch)
         assert torch.allclose(step_dist.log_prob(actions[rows]), dist.log_prob(actions)[rows])
         for name in ("ext", "int"):
@@ -191,7 +193,8 @@ def test_actor_critic_step_and_sequence(
 def test_actor_critic_conv_recurrent() -> None:
     model = ActorCritic(ConvEncoder((32, 32, 3), 64), ("discrete", (4,)), recurrent_dim=32)
     obs = torch.randint(0, 256, (2, 3, 32, 32, 3), dtype=torch.uint8)
-    dist, values, h = model.forward_sequence(obs, model.initial_state(3, "cpu"))
+    out = model.forward_sequence(obs, model.initial_state(3, "cpu"))
+    dist, values, h = out.dist, out.values, out.hidden
     assert dist.sample().shape == (6,)
     assert values["int"].shape == (6,) and h.shape == (3, 32)
 
@@ -209,7 +212,7 @@ def test_value_loss_reaches_encoder() -> None:
     enc = ConvEncoder((32, 32, 3), 32)
     model = ActorCritic(enc, ("discrete", (3,)), recurrent_dim=16, hidden=(16,))
     obs = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
-    _, values, _ = model(obs, model.initial_state(4, "cpu"))
+    values = model(obs, model.initial_state(4, "cpu")).values
     loss = sum(((v - 1.0) ** 2).mean() for v in values.values())
     assert isinstance(loss, torch.Tensor)
     loss.backward()
@@ -226,7 +229,7 @@ def test_policy_learns_to_prefer_target_action() -> None:
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
 
     def mean_logp() -> torch.Tensor:
-        dist, _, _ = model(obs, hidden)
+        dist = model(obs, hidden).dist
         return dist.log_prob(target).mean()
 
     before = mean_logp().item()

@@ -2,17 +2,21 @@
 
 Everything here is a plain :class:`torch.nn.Module` with no plugin machinery: image and
 vector encoders, a GRU recurrent core, discrete / multi-discrete action heads, separate
-extrinsic / intrinsic value heads, and :class:`ActorCritic`, which composes them.
+extrinsic / intrinsic value heads, :class:`PolicyNetwork` (what the PPO learner drives)
+and :class:`ActorCritic`, which composes the others into one.
 """
 
 from __future__ import annotations
 
+import abc
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Categorical
+
+from pamiqx.api import PolicyStep
 
 __all__ = [
     "ActionDistribution",
@@ -21,6 +25,7 @@ __all__ = [
     "DiscreteHead",
     "MLPEncoder",
     "MultiDiscreteHead",
+    "PolicyNetwork",
     "RecurrentCore",
     "ValueHeads",
 ]
@@ -441,7 +446,80 @@ class ValueHeads(nn.Module):
         return {name: self.heads[name](features).squeeze(-1) for name in self.streams}
 
 
-class ActorCritic(nn.Module):
+class PolicyNetwork(nn.Module, abc.ABC):
+    """What the host's agent and PPO learner drive.
+
+    The built-in :class:`ActorCritic` is one; an online curiosity mechanism may
+    own another (:meth:`pamiqx.api.Curiosity.policy_network`).
+
+    The state stored with each step is the hidden state *before* that step, so a
+    training window replays exactly from it: ``forward`` for step ``t``, then
+    ``fold_action`` with the actions sampled there, then ``forward`` for ``t + 1``.
+    ``forward_sequence`` must compute what that chain of calls computes.
+
+    Attributes:
+        internal_action_dim: Width ``Z`` of the internal action (0 for none).
+    """
+
+    internal_action_dim: int = 0
+
+    @property
+    @abc.abstractmethod
+    def is_recurrent(self) -> bool:
+        """Whether the network carries a recurrent state (PPO then trains on windows)."""
+
+    @property
+    @abc.abstractmethod
+    def hidden_dim(self) -> int:
+        """Width of the flat ``(B, hidden_dim)`` state (0 when there is none)."""
+
+    def initial_state(self, batch: int, device: torch.device | str | None = None) -> Tensor:
+        """Return the state at the start of a run, ``(batch, hidden_dim)`` (zeros by default)."""
+        return torch.zeros(batch, self.hidden_dim, device=device)
+
+    @abc.abstractmethod
+    def forward(self, obs: Tensor, hidden: Tensor, reset: Tensor | None = None) -> PolicyStep:
+        """Run one step for ``(B, ...)`` observations from the state before it.
+
+        Args:
+            obs: ``(B, ...)`` observations.
+            hidden: ``(B, hidden_dim)`` state before the step.
+            reset: Optional ``(B,)`` episode-start mask; those states start afresh.
+        """
+
+    def fold_action(self, hidden: Tensor, actions: Tensor, internal: Tensor | None) -> Tensor:
+        """Return the state after the actions sampled at this step are known.
+
+        Networks that feed their last actions back to themselves store them in the
+        state here; the default keeps the state unchanged.
+        """
+        return hidden
+
+    @abc.abstractmethod
+    def forward_sequence(
+        self,
+        obs: Tensor,
+        hidden0: Tensor,
+        resets: Tensor | None,
+        actions: Tensor,
+        internal: Tensor | None,
+    ) -> PolicyStep:
+        """Run a window of consecutive steps as ``forward`` and ``fold_action`` would.
+
+        Args:
+            obs: ``(T, B, ...)`` observations.
+            hidden0: ``(B, hidden_dim)`` state before the first step.
+            resets: Optional ``(T, B)`` episode-start mask.
+            actions: ``(T, B, ...)`` world actions taken at each step.
+            internal: ``(T, B, Z)`` internal actions taken, or None.
+
+        Returns:
+            A step whose ``dist``, ``values``, ``internal`` and ``internal_mask`` cover
+            ``T * B`` rows in time-major order (row ``t * B + b``).
+        """
+
+
+class ActorCritic(PolicyNetwork):
     """Encoder → optional GRU core → MLP torso → action head and value heads.
 
     Non-recurrent models use a ``(B, 0)`` hidden state so that callers can thread a state
@@ -513,15 +591,6 @@ class ActorCritic(nn.Module):
         """Width of the hidden state (0 for a feed-forward model)."""
         return 0 if self.core is None else self.core.hidden_dim
 
-    def initial_state(self, batch: int, device: torch.device | str | None = None) -> Tensor:
-        """Return the zero hidden state, ``(batch, hidden_dim)`` (``(batch, 0)`` if not recurrent).
-
-        Args:
-            batch: Batch size.
-            device: Device of the state.
-        """
-        return torch.zeros(batch, self.hidden_dim, device=device)
-
     def _heads(self, features: Tensor) -> tuple[ActionDistribution, dict[str, Tensor]]:
         """Apply torso, action head and value heads to ``(N, D)`` features."""
         x: Tensor = self.torso(features)
@@ -529,40 +598,33 @@ class ActorCritic(nn.Module):
         values: dict[str, Tensor] = self.values(x)
         return dist, values
 
-    def forward(
-        self, obs: Tensor, hidden: Tensor, reset: Tensor | None = None
-    ) -> tuple[ActionDistribution, dict[str, Tensor], Tensor]:
-        """Run one step for a batch.
-
-        Args:
-            obs: ``(B, ...)`` observations.
-            hidden: ``(B, hidden_dim)`` state before the step.
-            reset: Optional ``(B,)`` mask of episode starts; zeroes the state first.
+    def forward(self, obs: Tensor, hidden: Tensor, reset: Tensor | None = None) -> PolicyStep:
+        """Run one step for a batch (a reset zeroes the GRU state first).
 
         Returns:
-            ``(dist, values, next_hidden)``; ``values`` maps each stream to ``(B,)``.
+            The action distribution, ``(B,)`` values per stream and the next state.
         """
         features: Tensor = self.encoder(obs)
         if self.core is not None:
             features, hidden = self.core(features, hidden, reset)
         dist, values = self._heads(features)
-        return dist, values, hidden
+        return PolicyStep(dist, values, hidden)
 
     def forward_sequence(
-        self, obs: Tensor, hidden0: Tensor, resets: Tensor | None = None
-    ) -> tuple[ActionDistribution, dict[str, Tensor], Tensor]:
+        self,
+        obs: Tensor,
+        hidden0: Tensor,
+        resets: Tensor | None = None,
+        actions: Tensor | None = None,
+        internal: Tensor | None = None,
+    ) -> PolicyStep:
         """Run a window of consecutive steps, as repeated :meth:`forward` calls would.
 
-        The encoder sees all ``T * B`` observations in one batch; only the core is stepped.
-
-        Args:
-            obs: ``(T, B, ...)`` observations.
-            hidden0: ``(B, hidden_dim)`` state before the first step.
-            resets: Optional ``(T, B)`` episode-start mask.
+        The encoder sees all ``T * B`` observations in one batch; only the core is
+        stepped. Actions are not inputs of this network.
 
         Returns:
-            ``(dist, values, h_T)`` where ``dist`` and ``values`` cover ``T * B`` rows in
-            time-major order (row ``t * B + b``), and ``h_T`` is the final state
+            ``dist`` and ``values`` over ``T * B`` rows, and the final state
             (``hidden0`` for a feed-forward model).
         """
         steps, batch = obs.shape[0], obs.shape[1]
@@ -573,7 +635,7 @@ class ActorCritic(nn.Module):
             outs, hidden = self.core.forward_sequence(seq, hidden0, resets)
             features = outs.reshape(steps * batch, -1)
         dist, values = self._heads(features)
-        return dist, values, hidden
+        return PolicyStep(dist, values, hidden)
 
 
 def one_hot_width(nvec: tuple[int, ...]) -> int:

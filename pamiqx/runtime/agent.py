@@ -10,8 +10,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from pamiqx.api import Curiosity
-from pamiqx.models.networks import ActorCritic
+from pamiqx.api import Curiosity, PolicyStep
+from pamiqx.models.networks import PolicyNetwork
 
 
 @attrs.frozen
@@ -23,7 +23,8 @@ class AgentStep:
         episode_starts: ``(E,)`` which observations start an episode.
         hidden: ``(E, H)`` recurrent state before the step.
         actions: ``(E,)`` or ``(E, K)`` sampled actions.
-        log_probs: ``(E,)`` their log-probabilities.
+        internal: ``(E, Z)`` sampled internal actions (``Z = 0`` for most policies).
+        log_probs: ``(E,)`` their joint log-probabilities.
         values: ``(E,)`` value estimates per stream.
         online_reward: ``(E,)`` intrinsic reward of the *previous* step from an
             online curiosity, or None.
@@ -33,6 +34,7 @@ class AgentStep:
     episode_starts: torch.Tensor
     hidden: torch.Tensor
     actions: torch.Tensor
+    internal: torch.Tensor
     log_probs: torch.Tensor
     values: dict[str, torch.Tensor]
     online_reward: torch.Tensor | None
@@ -56,7 +58,7 @@ class PolicyAgent:
 
     def __init__(
         self,
-        policy: ActorCritic,
+        policy: PolicyNetwork,
         curiosity: Curiosity,
         num_envs: int,
         device: torch.device,
@@ -73,9 +75,23 @@ class PolicyAgent:
         self.prev_actions: torch.Tensor | None = None
         self._scored_current = False
 
-    def _score(self, obs: torch.Tensor, starts: torch.Tensor) -> torch.Tensor | None:
-        reward = self.curiosity.agent_step(obs, self.prev_actions, starts)
+    def _score(
+        self, obs: torch.Tensor, starts: torch.Tensor, out: PolicyStep
+    ) -> torch.Tensor | None:
+        # A mechanism that owns the policy scores inside it; the others in agent_step.
+        reward = out.intrinsic
+        if reward is None:
+            reward = self.curiosity.agent_step(obs, self.prev_actions, starts)
         return None if reward is None else reward.detach().float().cpu()
+
+    def _sample(self, out: PolicyStep) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample world and internal actions; return them with their joint log-probability."""
+        actions = out.dist.sample()
+        if out.internal is None:
+            internal = actions.new_zeros(actions.shape[0], 0, dtype=torch.float32)
+            return actions, internal, out.dist.log_prob(actions)
+        internal = out.internal.sample()
+        return actions, internal, out.log_prob(actions, internal)
 
     @torch.inference_mode()
     def act(
@@ -94,21 +110,23 @@ class PolicyAgent:
         starts_cpu = torch.from_numpy(np.asarray(episode_starts, dtype=np.bool_))
         obs = obs_cpu.to(self.device)
         starts = starts_cpu.to(self.device)
-        online_reward = None
-        if self.online and not self._scored_current:
-            online_reward = self._score(obs, starts)
-        self._scored_current = False
         hidden_before = self.hidden
         with autocast_context(self.device, self.precision):
-            dist, values, self.hidden = self.policy(obs, hidden_before, reset=starts)
-            actions = dist.sample()
-            log_probs = dist.log_prob(actions)
+            out = self.policy(obs, hidden_before, reset=starts)
+            actions, internal, log_probs = self._sample(out)
+            self.hidden = self.policy.fold_action(out.hidden, actions, internal)
+        online_reward = None
+        if self.online and not self._scored_current:
+            online_reward = self._score(obs, starts, out)
+        self._scored_current = False
         self.prev_actions = actions
+        values = out.values
         step = AgentStep(
             observations=obs_cpu,
             episode_starts=starts_cpu,
             hidden=hidden_before.float().cpu(),
             actions=actions.cpu(),
+            internal=internal.float().cpu(),
             log_probs=log_probs.float().cpu(),
             values={k: v.float().cpu() for k, v in values.items()},
             online_reward=online_reward,
@@ -129,13 +147,13 @@ class PolicyAgent:
         """
         obs = torch.from_numpy(np.ascontiguousarray(observations)).to(self.device)
         starts = torch.from_numpy(np.asarray(episode_starts, dtype=np.bool_)).to(self.device)
+        with autocast_context(self.device, self.precision):
+            out = self.policy(obs, self.hidden, reset=starts)
         online_reward = None
         if self.online and not self._scored_current:
-            online_reward = self._score(obs, starts)
+            online_reward = self._score(obs, starts, out)
             self._scored_current = True
-        with autocast_context(self.device, self.precision):
-            _, values, _ = self.policy(obs, self.hidden, reset=starts)
-        return {k: v.float() for k, v in values.items()}, online_reward
+        return {k: v.float() for k, v in out.values.items()}, online_reward
 
     def state_dict(self) -> dict[str, Any]:
         """Return the recurrent state and the last actions."""

@@ -20,9 +20,10 @@ from pamiqx.api import (
 )
 from pamiqx.errors import EnvironmentUnavailableError, PamiqxError, PluginError
 from pamiqx.experiment import ResolvedExperiment, ResolvedPlugin
-from pamiqx.models.networks import ActorCritic
+from pamiqx.models.networks import PolicyNetwork
 from pamiqx.runtime.agent import PolicyAgent
 from pamiqx.runtime.ppo import PPOLearner
+from pamiqx.runtime.rollout import Rollout
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -53,7 +54,7 @@ class Components:
 
     envs: list[Environment]
     models: dict[str, torch.nn.Module]
-    policy: ActorCritic
+    policy: PolicyNetwork
     curiosity: Curiosity
     agent: PolicyAgent
     learner: PPOLearner
@@ -136,18 +137,27 @@ def build_components(
                 model.options, context, obs_spec, action_spec, dict(models)
             ),
         ).to(device)
-    policy = models["policy"]
-    if not isinstance(policy, ActorCritic):
-        raise PluginError(
-            f"[models.policy] plugin '{resolved.models['policy'].entry.name}' must build a "
-            "pamiqx.models.networks.ActorCritic (the PPO learner drives it)."
-        )
     curiosity_plugin = _instantiate(resolved.curiosity, CuriosityPlugin)
     curiosity: Curiosity = _build_step(
         "curiosity",
         resolved.curiosity,
         lambda: curiosity_plugin.build(resolved.curiosity.options, context, obs_spec, action_spec),
     )
+    owned = _build_step("curiosity", resolved.curiosity, lambda: curiosity.policy_network(models))
+    if owned is not None:
+        # The mechanism acts through its own network; [models.policy] goes unused.
+        if not isinstance(owned, PolicyNetwork):
+            raise PluginError(
+                f"curiosity plugin '{resolved.curiosity.entry.name}' returned a policy network "
+                "that is not a pamiqx.models.networks.PolicyNetwork."
+            )
+        models["policy"] = owned.to(device)
+    policy = models["policy"]
+    if not isinstance(policy, PolicyNetwork):
+        raise PluginError(
+            f"[models.policy] plugin '{resolved.models['policy'].entry.name}' must build a "
+            "pamiqx.models.networks.PolicyNetwork (the PPO learner drives it)."
+        )
     agent = PolicyAgent(policy, curiosity, len(envs), device, exp.run.precision)
     learner = PPOLearner(
         policy,
@@ -157,3 +167,17 @@ def build_components(
         generator=torch.Generator().manual_seed(exp.seed),
     )
     return Components(envs, models, policy, curiosity, agent, learner, device)
+
+
+def new_rollout(
+    resolved: ResolvedExperiment, envs: list[Environment], policy: PolicyNetwork
+) -> Rollout:
+    """Allocate the rollout storage sized for the experiment, the worlds and the policy."""
+    return Rollout(
+        resolved.experiment.policy.rollout_steps,
+        len(envs),
+        envs[0].observation_spec,
+        envs[0].action_spec,
+        policy.hidden_dim,
+        policy.internal_action_dim,
+    )

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from pamiqx.experiment import PolicyConfig
-from pamiqx.models.networks import ActorCritic
+from pamiqx.models.networks import PolicyNetwork
 from pamiqx.runtime.agent import autocast_context
 from pamiqx.runtime.ppo_math import (
     PPOLossConfig,
@@ -41,11 +41,11 @@ def make_optimizer(
 
 
 class PPOLearner:
-    """Trains an :class:`ActorCritic` on rollouts."""
+    """Trains a :class:`PolicyNetwork` on rollouts (PPO loss plus the network's own aux loss)."""
 
     def __init__(
         self,
-        policy: ActorCritic,
+        policy: PolicyNetwork,
         config: PolicyConfig,
         device: torch.device,
         precision: str = "fp32",
@@ -155,24 +155,36 @@ class PPOLearner:
         t_index, e_index = t_index.to(self.device), e_index.to(self.device)
 
         def take(x: torch.Tensor) -> torch.Tensor:
-            return x[t_index, e_index].reshape(-1, *x.shape[2:])
+            return x[t_index, e_index].flatten(0, 1)
 
         observations = batch.observations[t_index, e_index]
         hidden0 = batch.hidden[t_index[0], e_index[0]]
         resets = batch.episode_starts[t_index, e_index].float()
         with autocast_context(self.device, self.precision):
-            dist, values, _ = self.policy.forward_sequence(observations, hidden0, resets)
-            new_log_prob = dist.log_prob(take(batch.actions))
+            has_internal = batch.internal.shape[-1] > 0
+            out = self.policy.forward_sequence(
+                observations,
+                hidden0,
+                resets,
+                batch.actions[t_index, e_index],
+                batch.internal[t_index, e_index] if has_internal else None,
+            )
+            taken_internal = take(batch.internal) if has_internal else None
+            new_log_prob = out.log_prob(take(batch.actions), taken_internal)
             loss, metrics = ppo_loss(
                 new_log_prob.float(),
                 take(batch.log_probs),
                 take(advantages),
-                {k: v.float() for k, v in values.items()},
+                {k: v.float() for k, v in out.values.items()},
                 {k: take(v) for k, v in batch.values.items()},
                 {k: take(v) for k, v in returns.items()},
-                dist.entropy().float(),
+                out.entropy().float(),
                 self.loss_config,
             )
+            if out.aux_loss is not None:
+                loss = loss + out.aux_loss.float()
+                metrics["loss/aux"] = float(out.aux_loss)
+            metrics.update(out.metrics)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         grad_norm = torch.nn.utils.clip_grad_norm_(

@@ -21,6 +21,7 @@ from pamiqx.runtime.agent import AgentStep
 _FIELDS = (
     "observations",
     "actions",
+    "internal",
     "log_probs",
     "values_ext",
     "values_int",
@@ -40,7 +41,8 @@ class RolloutBatch:
         observations: ``o_t``.
         next_observations: ``o_{t+1}`` (the reset observation where ``dones``).
         actions: ``a_t``.
-        log_probs: log-probability of ``a_t`` when it was taken.
+        internal: internal actions ``z_t`` taken with ``a_t``, ``(T, E, Z)`` (``Z`` may be 0).
+        log_probs: joint log-probability of ``a_t`` and ``z_t`` when they were taken.
         values: value estimates at ``o_t`` per stream (``ext``, ``int``).
         last_values: value estimates at ``o_T`` per stream, ``(E,)``.
         rewards_ext: extrinsic reward of ``a_t``.
@@ -53,6 +55,7 @@ class RolloutBatch:
     observations: torch.Tensor
     next_observations: torch.Tensor
     actions: torch.Tensor
+    internal: torch.Tensor
     log_probs: torch.Tensor
     values: dict[str, torch.Tensor]
     last_values: dict[str, torch.Tensor]
@@ -94,8 +97,9 @@ class Rollout:
         observation_spec: ObservationSpec,
         action_spec: ActionSpec,
         hidden_dim: int,
+        internal_dim: int = 0,
     ) -> None:
-        """Allocate the tensors."""
+        """Allocate the tensors (``internal_dim``: width of the policy's internal action)."""
         self.steps = steps
         self.num_envs = num_envs
         obs_dtype = torch.uint8 if observation_spec.dtype == "uint8" else torch.float32
@@ -104,6 +108,7 @@ class Rollout:
         self.observations = torch.zeros((t, e, *observation_spec.shape), dtype=obs_dtype)
         self.last_observations = torch.zeros((e, *observation_spec.shape), dtype=obs_dtype)
         self.actions = torch.zeros((t, e, *action_shape), dtype=torch.int64)
+        self.internal = torch.zeros((t, e, internal_dim))
         self.log_probs = torch.zeros((t, e))
         self.values_ext = torch.zeros((t, e))
         self.values_int = torch.zeros((t, e))
@@ -125,6 +130,7 @@ class Rollout:
         episode_starts: torch.Tensor,
         hidden: torch.Tensor,
         actions: torch.Tensor,
+        internal: torch.Tensor,
         log_probs: torch.Tensor,
         values: dict[str, torch.Tensor],
     ) -> None:
@@ -134,6 +140,7 @@ class Rollout:
         self.episode_starts[i] = episode_starts
         self.hidden[i] = hidden
         self.actions[i] = actions
+        self.internal[i] = internal
         self.log_probs[i] = log_probs
         self.values_ext[i] = values["ext"]
         self.values_int[i] = values["int"]
@@ -164,6 +171,7 @@ class Rollout:
             step.episode_starts,
             step.hidden,
             step.actions,
+            step.internal,
             step.log_probs,
             step.values,
         )
@@ -181,6 +189,7 @@ class Rollout:
             observations=obs,
             next_observations=torch.cat([obs[1:], last], dim=0),
             actions=self.actions.to(device),
+            internal=self.internal.to(device),
             log_probs=self.log_probs.to(device),
             values={"ext": self.values_ext.to(device), "int": self.values_int.to(device)},
             last_values={k: v.to(device) for k, v in last_values.items()},

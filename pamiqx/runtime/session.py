@@ -33,6 +33,7 @@ from pamiqx.runtime.build import (
     Components,
     build_components,
     build_environments,
+    new_rollout,
     resolve_device,
 )
 from pamiqx.runtime.launch import LockstepLoop, StopRequest, stop_on_signals
@@ -185,14 +186,7 @@ class Run:
 
     def new_rollout(self) -> Rollout:
         """Start a fresh rollout (real-time mode hands full ones to the trainer)."""
-        old = self.rollout
-        self.rollout = Rollout(
-            old.steps,
-            old.num_envs,
-            self.c.envs[0].observation_spec,
-            self.c.envs[0].action_spec,
-            self.c.policy.hidden_dim,
-        )
+        self.rollout = new_rollout(self.resolved, self.c.envs, self.c.policy)
         return self.rollout
 
     def checkpoint_due(self) -> bool:
@@ -284,13 +278,7 @@ def run_experiment(
                 _set_up(env, resolved)
                 started.append(env)
             components = build_components(resolved, envs, run_dir)
-            rollout = Rollout(
-                exp.policy.rollout_steps,
-                len(envs),
-                envs[0].observation_spec,
-                envs[0].action_spec,
-                components.policy.hidden_dim,
-            )
+            rollout = new_rollout(resolved, envs, components.policy)
             tracker = open_tracker(
                 exp.tracking, exp.name, root, resolved.to_dict(), run_hash=meta.get("aim_run_hash")
             )

@@ -1,0 +1,33 @@
+"""``pamiqx compare``: compare curiosity mechanisms by how their runs explored.
+
+:func:`load_runs` reads run directories and their metrics from Aim
+(:mod:`pamiqx.compare.runs`), :func:`summarize` groups them by curiosity and
+computes the statistics over seeds (:mod:`pamiqx.compare.stats`), and
+:func:`write_report` draws and writes them (:mod:`pamiqx.compare.report`).
+
+Importing this package imports numpy but neither torch, aim nor matplotlib.
+"""
+
+from __future__ import annotations
+
+from pamiqx.compare.report import markdown, notes, output_target, rich_table, write_report
+from pamiqx.compare.runs import COVERAGE, INTRINSIC, RATE, CompareError, RunRecord, load_runs
+from pamiqx.compare.stats import Band, GroupSummary, differing_settings, summarize
+
+__all__ = [
+    "COVERAGE",
+    "INTRINSIC",
+    "RATE",
+    "Band",
+    "CompareError",
+    "GroupSummary",
+    "RunRecord",
+    "differing_settings",
+    "load_runs",
+    "markdown",
+    "notes",
+    "output_target",
+    "rich_table",
+    "summarize",
+    "write_report",
+]
