@@ -1,4 +1,9 @@
-"""Registers ``adversarial``, ``delta-minimize`` and ``meta``; import-light (torch in ``build``)."""
+"""Registers the family's seven mechanisms; import-light (torch is imported in ``build``).
+
+``adversarial``, ``delta-minimize`` and ``meta`` score rewards beside the host's
+policy; ``hierarchical``, ``unified``, ``ttt`` and ``ttt-e2e`` own the policy
+network (see :mod:`pamiqx_fd_curiosity.owned`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import pamiqx
 from pamiqx.api import ActionSpec, BuildContext, CuriosityPlugin, ObservationSpec
 
 if TYPE_CHECKING:
-    from pamiqx_fd_curiosity.core import ForwardDynamicsCuriosity
+    from pamiqx.api import Curiosity
 
 _positive = attrs.validators.gt(0)
 _positive_float = attrs.validators.gt(0.0)
@@ -89,6 +94,84 @@ class MetaOptions(FDOptions):
     coefficients: Literal["maximize_top", "all_minimize", "all_maximize", "linear"] = "maximize_top"
 
 
+@attrs.frozen
+class UnifiedOptions:
+    """Options of ``unified``: one recurrent network predicts, acts and evaluates.
+
+    Attributes:
+        latent_dim: Size of the latent observation ``o_t`` (frozen random encoder).
+        encoder_channels: Channels of the random encoder's convolutions (images).
+        hidden_dim: Width of the recurrent core and the heads' input.
+        internal_dim: Width of the continuous internal action ``z`` fed back to the network.
+        prediction_coef: Weight of the prediction loss added to PPO's loss.
+    """
+
+    latent_dim: int = attrs.field(default=64, validator=_positive)
+    encoder_channels: tuple[int, ...] = attrs.field(default=(32, 64, 64), validator=_channels)
+    hidden_dim: int = attrs.field(default=256, validator=_positive)
+    internal_dim: int = attrs.field(default=8, validator=attrs.validators.ge(0))
+    prediction_coef: float = attrs.field(default=1.0, validator=attrs.validators.ge(0.0))
+
+
+@attrs.frozen
+class TTTOptions(UnifiedOptions):
+    """Options of ``ttt``: the unified network with a test-time-training core.
+
+    Attributes:
+        ttt_dim: Size ``d`` of the fast-weight layer (its state is a ``d x d`` matrix and
+            the surprisal vector has ``d`` dimensions).
+        inner_lr: Step size of the fast weights' per-step gradient step (keys are unit
+            vectors, so values in (0, 1] keep the inner loop stable).
+        fatigue_decay: Decay of the fatigue ``f_t`` (0.99 in the reference).
+        long_decay: Decay of the long average ``M_t`` of the mean surprisal (0.9999).
+    """
+
+    ttt_dim: int = attrs.field(default=32, validator=_positive)
+    inner_lr: float = attrs.field(
+        default=0.5, validator=[_positive_float, attrs.validators.le(1.0)]
+    )
+    fatigue_decay: float = attrs.field(default=0.99, validator=attrs.validators.in_range(0, 1))
+    long_decay: float = attrs.field(default=0.9999, validator=attrs.validators.in_range(0, 1))
+
+
+@attrs.frozen
+class TTTE2EOptions(TTTOptions):
+    """Options of ``ttt-e2e``: ``ttt`` with its image encoder trained end to end.
+
+    Attributes:
+        encoder_feature_dim: Output width of the trained conv encoder (before the
+            projection to ``latent_dim``).
+    """
+
+    encoder_feature_dim: int = attrs.field(default=256, validator=_positive)
+
+
+@attrs.frozen
+class HierarchicalOptions:
+    """Options of ``hierarchical``: layers of forward dynamics and policies at growing timescales.
+
+    Attributes:
+        num_layers: ``L`` (2 in the reference); layer ``i`` acts every ``period**i`` steps.
+        period: Timescale ratio between layers (8 in the reference).
+        latent_dim: Size of layer 0's latent observation (frozen random encoder).
+        encoder_channels: Channels of the random encoder's convolutions (images).
+        hidden_dim: Width of each layer's forward-dynamics and policy GRUs.
+        goal_dim: Width of the continuous latent action an upper layer emits.
+        blend: Share of the layer above in a layer's reward:
+            ``r_i = (1 - blend) * c_i * e_i + blend * r_{i+1}`` (0.5 in the reference).
+        prediction_coef: Weight of the layers' prediction losses added to PPO's loss.
+    """
+
+    num_layers: int = attrs.field(default=2, validator=attrs.validators.ge(2))
+    period: int = attrs.field(default=8, validator=attrs.validators.ge(2))
+    latent_dim: int = attrs.field(default=64, validator=_positive)
+    encoder_channels: tuple[int, ...] = attrs.field(default=(32, 64, 64), validator=_channels)
+    hidden_dim: int = attrs.field(default=128, validator=_positive)
+    goal_dim: int = attrs.field(default=8, validator=_positive)
+    blend: float = attrs.field(default=0.5, validator=attrs.validators.in_range(0.0, 1.0))
+    prediction_coef: float = attrs.field(default=1.0, validator=attrs.validators.ge(0.0))
+
+
 class _FamilyPlugin(CuriosityPlugin):
     """Builds the mechanism class named by ``mechanism`` (imported only when built)."""
 
@@ -100,8 +183,8 @@ class _FamilyPlugin(CuriosityPlugin):
         context: BuildContext,
         observation_spec: ObservationSpec,
         action_spec: ActionSpec,
-    ) -> ForwardDynamicsCuriosity:
-        """Build the encoder, the forward dynamics and the optimizer on ``context.device``.
+    ) -> Curiosity:
+        """Build the encoder, the networks and the optimizer on ``context.device``.
 
         Args:
             options: The plugin's options.
@@ -112,11 +195,13 @@ class _FamilyPlugin(CuriosityPlugin):
         Returns:
             The mechanism.
         """
-        from pamiqx_fd_curiosity import mechanisms
+        import importlib
 
+        module_name, _, class_name = self.mechanism.rpartition(".")
+        module = importlib.import_module(f"pamiqx_fd_curiosity.{module_name}")
         # Each mechanism class takes (options, observation spec, action spec, device).
-        make: Callable[[Any, ObservationSpec, ActionSpec, str], ForwardDynamicsCuriosity]
-        make = getattr(mechanisms, self.mechanism)
+        make: Callable[[Any, ObservationSpec, ActionSpec, str], Curiosity]
+        make = getattr(module, class_name)
         return make(options, observation_spec, action_spec, context.device)
 
 
@@ -125,7 +210,7 @@ class AdversarialPlugin(_FamilyPlugin):
 
     name = "adversarial"
     Options = AdversarialOptions
-    mechanism = "AdversarialCuriosity"
+    mechanism = "mechanisms.AdversarialCuriosity"
 
 
 class DeltaMinimizePlugin(_FamilyPlugin):
@@ -133,7 +218,7 @@ class DeltaMinimizePlugin(_FamilyPlugin):
 
     name = "delta-minimize"
     Options = DeltaMinimizeOptions
-    mechanism = "DeltaMinimizeCuriosity"
+    mechanism = "mechanisms.DeltaMinimizeCuriosity"
 
 
 class MetaPlugin(_FamilyPlugin):
@@ -141,10 +226,50 @@ class MetaPlugin(_FamilyPlugin):
 
     name = "meta"
     Options = MetaOptions
-    mechanism = "MetaCuriosity"
+    mechanism = "mechanisms.MetaCuriosity"
+
+
+class HierarchicalPlugin(_FamilyPlugin):
+    """Layers of FD + policy at timescales 1, 8, ...: surprise minimised below, sought above."""
+
+    name = "hierarchical"
+    Options = HierarchicalOptions
+    mechanism = "hierarchical.HierarchicalCuriosity"
+
+
+class UnifiedPlugin(_FamilyPlugin):
+    """One recurrent network predicts, acts (plus an internal action); reward: its error."""
+
+    name = "unified"
+    Options = UnifiedOptions
+    mechanism = "unified.UnifiedCuriosity"
+
+
+class TTTPlugin(_FamilyPlugin):
+    """Deep surprise: a test-time-training core; reward from its surprisal, with fatigue."""
+
+    name = "ttt"
+    Options = TTTOptions
+    mechanism = "unified.TTTCuriosity"
+
+
+class TTTE2EPlugin(_FamilyPlugin):
+    """``ttt`` with the image encoder trained end to end through the same network and losses."""
+
+    name = "ttt-e2e"
+    Options = TTTE2EOptions
+    mechanism = "unified.TTTE2ECuriosity"
 
 
 @pamiqx.hookimpl
 def pamiqx_register_curiosities() -> list[type[CuriosityPlugin]]:
     """Return the forward-dynamics curiosity family."""
-    return [AdversarialPlugin, DeltaMinimizePlugin, MetaPlugin]
+    return [
+        AdversarialPlugin,
+        DeltaMinimizePlugin,
+        MetaPlugin,
+        HierarchicalPlugin,
+        UnifiedPlugin,
+        TTTPlugin,
+        TTTE2EPlugin,
+    ]
