@@ -3,9 +3,12 @@
 The checks drive a mechanism exactly as the host does: observations arrive
 step by step (online mechanisms score them in :meth:`Curiosity.agent_step`),
 rollouts are scored with :meth:`Curiosity.rewards` and trained on with
-:meth:`Curiosity.update`. The data is a small synthetic world: a cycle of a
-few smooth coloured frames, each action leading to the next, so a mechanism
-can learn it; a *novel* frame is a high-frequency pattern never shown.
+:meth:`Curiosity.update`. A mechanism that owns the policy network
+(:meth:`Curiosity.policy_network`) is trained as the host's PPO step trains it,
+on the network's own loss (:attr:`PolicyStep.aux_loss`), without the PPO terms.
+The data is a small synthetic world: a cycle of a few smooth coloured frames,
+each action leading to the next, so a mechanism can learn it; a *novel* frame is
+a high-frequency pattern never shown.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class ContractSetup:
         steps: Steps per rollout in the checks.
         envs: Parallel worlds per rollout.
         frames: Frames in the familiar cycle.
+        owned_lr: Adam learning rate for a network that owns its curiosity.
     """
 
     plugin: type[CuriosityPlugin]
@@ -54,6 +58,7 @@ class ContractSetup:
     steps: int = 32
     envs: int = 2
     frames: int = 4
+    owned_lr: float = 1e-3
 
     def build(self, seed: int = 0) -> Curiosity:
         """Build a fresh mechanism with seeded torch generators."""
@@ -110,6 +115,30 @@ class ContractWorld:
         self.phase = torch.arange(setup.envs, device=self.device)
         self.prev_action: torch.Tensor | None = None
         self.first = True
+        self.network = curiosity.policy_network({})
+        self.optimizer = (
+            None
+            if self.network is None
+            else torch.optim.Adam(self.network.parameters(), lr=setup.owned_lr)
+        )
+
+    def train(self, batch: Transitions) -> dict[str, float]:
+        """Train the mechanism on a batch: ``update()``, or its network's own loss."""
+        if self.network is None or self.optimizer is None:
+            return self.curiosity.update(batch)
+        envs = batch.shape[1]
+        out = self.network.forward_sequence(
+            batch.observations,
+            self.network.initial_state(envs, self.device),
+            None,
+            batch.actions,
+            None,
+        )
+        assert out.aux_loss is not None, "a network that owns its curiosity must return aux_loss"
+        self.optimizer.zero_grad(set_to_none=True)
+        out.aux_loss.backward()  # type: ignore[no-untyped-call]
+        self.optimizer.step()
+        return {"loss": float(out.aux_loss)}
 
     def rollout(self, novel_at: int | None = None) -> Transitions:
         """Collect ``steps`` transitions of the familiar cycle.
@@ -182,7 +211,7 @@ def check_no_gradient_leak(setup: ContractSetup) -> None:
     )
     rewards = curiosity.rewards(probe)
     assert not rewards.requires_grad, "rewards depend differentiably on the policy's inputs"
-    curiosity.update(batch)
+    world.train(batch)
     assert torch.equal(batch.observations, observations), "update() modified the batch in place"
 
 
@@ -195,11 +224,12 @@ def _loss(metrics: dict[str, float]) -> float:
 def check_update_lowers_loss(setup: ContractSetup, updates: int = 30) -> None:
     """Repeated updates on one batch lower the mechanism's own reported loss."""
     curiosity = setup.build()
-    batch = ContractWorld(setup, curiosity).rollout()
-    first = _loss(curiosity.update(batch))
+    world = ContractWorld(setup, curiosity)
+    batch = world.rollout()
+    first = _loss(world.train(batch))
     last = first
     for _ in range(updates):
-        last = _loss(curiosity.update(batch))
+        last = _loss(world.train(batch))
     assert last < first, f"loss did not decrease over {updates} updates: {first:.5g} -> {last:.5g}"
 
 
@@ -216,7 +246,7 @@ def check_state_round_trip(setup: ContractSetup, updates: int = 3) -> None:
     trained = setup.build(seed=0)
     world = ContractWorld(setup, trained)
     for _ in range(updates):
-        trained.update(world.rollout())
+        world.train(world.rollout())
     state = _round_trip(trained.state_dict())
     restored = setup.build(seed=1)
     restored.load_state_dict(state)
@@ -234,7 +264,11 @@ def check_device(setup: ContractSetup) -> None:
     """Every module lives on the device given in the build context."""
     curiosity = setup.build()
     device = torch.device(setup.device)
-    for name, module in curiosity.modules().items():
+    modules = dict(curiosity.modules())
+    network = curiosity.policy_network({})
+    if network is not None:
+        modules["policy_network"] = network
+    for name, module in modules.items():
         for param in list(module.parameters()) + list(module.buffers()):
             assert param.device.type == device.type, (
                 f"module '{name}' has a tensor on {param.device}"
@@ -259,7 +293,7 @@ def check_novelty(
     curiosity = setup.build()
     world = ContractWorld(setup, curiosity)
     for _ in range(updates):
-        curiosity.update(world.rollout())
+        world.train(world.rollout())
     at = setup.steps // 2
     probe = world.rollout(novel_at=at)
     score = reward_fn or (lambda c, b: c.rewards(b))

@@ -80,9 +80,16 @@ class OwnedPolicyCuriosity(Curiosity):
         return None if first else out.intrinsic
 
     def state_dict(self) -> dict[str, Any]:
-        """Return the network's weights (a contract check restores a mechanism from them)."""
-        return {"network": self.network.state_dict()}
+        """Return the network's weights and the standalone scoring state."""
+        return {
+            "network": self.network.state_dict(),
+            "hidden": None if self._hidden is None else self._hidden.clone(),
+            "internal": None if self._internal is None else self._internal.clone(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
         self.network.load_state_dict(state["network"])
+        hidden, internal = state["hidden"], state["internal"]
+        self._hidden = None if hidden is None else hidden.to(self.device)
+        self._internal = None if internal is None else internal.to(self.device)
