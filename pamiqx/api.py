@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     import torch
 
+    from pamiqx.models.networks import PolicyNetwork
+
 PluginKind = Literal["environment", "model", "curiosity"]
 PLUGIN_KINDS: tuple[PluginKind, ...] = ("environment", "model", "curiosity")
 
@@ -368,7 +370,7 @@ class Curiosity(abc.ABC):
         """
         return None
 
-    def policy_network(self, built: Mapping[str, torch.nn.Module]) -> torch.nn.Module | None:
+    def policy_network(self, built: Mapping[str, torch.nn.Module]) -> PolicyNetwork | None:
         """Return a policy network this mechanism owns, or None to use ``[models.policy]``.
 
         Mechanisms whose curiosity lives inside the acting network (one network that

@@ -138,7 +138,7 @@ class ContractWorld:
         self.optimizer.zero_grad(set_to_none=True)
         out.aux_loss.backward()  # type: ignore[no-untyped-call]
         self.optimizer.step()
-        return {"loss": float(out.aux_loss)}
+        return {"loss": float(out.aux_loss.detach())}
 
     def rollout(self, novel_at: int | None = None) -> Transitions:
         """Collect ``steps`` transitions of the familiar cycle.

@@ -46,7 +46,7 @@ OutputKind = Literal["figure", "html", "dir"]
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 HTML_SUFFIXES = (".html", ".htm")
 DPI = 120
-BAND_LABEL = "line: mean over seeds; band: min–max over seeds"
+BAND_LABEL = "mean over seeds; band: min–max"
 _TITLES = {
     COVERAGE: "Coverage (fraction of floor cells visited)",
     INTRINSIC: "Intrinsic reward (raw, mean per rollout)",
@@ -156,7 +156,8 @@ def notes(groups: Sequence[GroupSummary]) -> list[str]:
         "(reached/seeds).",
         f"rate: environment steps per second of wall time during training phases "
         f"({RATE}), mean over seeds.",
-        f"plots: {BAND_LABEL}, each seed interpolated onto the steps any seed logged.",
+        "plots: lines are means over seeds, bands span their minimum to maximum; each "
+        "seed is interpolated linearly onto the steps any seed of its group logged.",
     ]
     for group in groups:
         if group.truncated:
@@ -314,7 +315,7 @@ def figure(
 
 
 def _panel(ax: Axes, groups: Sequence[GroupSummary], metric: str) -> None:
-    from matplotlib.ticker import PercentFormatter
+    from matplotlib.ticker import PercentFormatter, StrMethodFormatter
 
     drawn: list[Band] = []
     for i, group in enumerate(groups):
@@ -328,6 +329,7 @@ def _panel(ax: Axes, groups: Sequence[GroupSummary], metric: str) -> None:
         drawn.append(data)
     ax.set_title(_TITLES[metric], fontsize=11)
     ax.set_xlabel("environment steps")
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     ax.grid(alpha=0.3)
     if not drawn:
         ax.text(0.5, 0.5, f"no '{metric}' series in these runs", ha="center", va="center")

@@ -228,13 +228,18 @@ def _load_run(run_dir: Path, repo: Path | None) -> RunRecord:
         )
         raise CompareError(f"The run {run_dir} has no metrics: {why}.")
     aim_repo = repo if repo is not None else _find_repo(files)
-    metrics = _read_series(aim_repo, files.run_hashes)
+    metrics, found = _read_series(aim_repo, files.run_hashes)
+    if not found:
+        raise CompareError(
+            f"The run {run_dir} has no metrics: the Aim repository {aim_repo} does not "
+            f"hold its Aim run {' or '.join(files.run_hashes)}. Pass --repo with the "
+            "repository its metrics went to."
+        )
     if COVERAGE not in metrics and INTRINSIC not in metrics:
         raise CompareError(
-            f"The run {run_dir} has no metrics in the Aim repository {aim_repo} (Aim run "
-            f"{', '.join(files.run_hashes)}: no '{COVERAGE}' or '{INTRINSIC}' series). "
-            "A run that just started logs its first metrics after one rollout; pass "
-            "--repo if its repository was moved."
+            f"The run {run_dir} has no metrics to compare: its Aim run in {aim_repo} has "
+            f"no '{COVERAGE}' or '{INTRINSIC}' series yet (a run logs its first metrics "
+            "after its first rollout)."
         )
     return RunRecord(
         path=run_dir,
@@ -327,15 +332,21 @@ def _find_repo(files: _RunFiles) -> Path:
     )
 
 
-def _read_series(repo: Path, run_hashes: Iterable[str]) -> dict[str, Series]:
-    """The runs' series merged by step; a later Aim run wins where two logged one step."""
+def _read_series(repo: Path, run_hashes: Iterable[str]) -> tuple[dict[str, Series], bool]:
+    """The Aim runs' series merged by step, and whether the repository holds any of them.
+
+    A later Aim run wins where two logged the same step.
+    """
     from pamiqx.tracking import read_metrics
 
     merged: dict[str, dict[int, float]] = {}
+    found = False
     for run_hash in run_hashes:
-        for name, points in read_metrics(repo, run_hash).get(run_hash, {}).items():
+        runs = read_metrics(repo, run_hash)
+        found = found or run_hash in runs
+        for name, points in runs.get(run_hash, {}).items():
             merged.setdefault(name, {}).update(points)
-    return {name: tuple(sorted(points.items())) for name, points in merged.items()}
+    return {name: tuple(sorted(points.items())) for name, points in merged.items()}, found
 
 
 def _plugin_name(experiment: Mapping[str, Any], section: str, default: str) -> str:

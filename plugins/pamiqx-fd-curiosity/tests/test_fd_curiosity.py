@@ -142,7 +142,15 @@ def _train(setup: ContractSetup, updates: int) -> tuple[Curiosity, ContractWorld
 
 def test_plugins_register() -> None:
     entries = check_plugin_distribution("pamiqx-fd-curiosity")
-    assert {e.name for e in entries} == {"adversarial", "delta-minimize", "meta"}
+    assert {e.name for e in entries} == {
+        "adversarial",
+        "delta-minimize",
+        "meta",
+        "hierarchical",
+        "unified",
+        "ttt",
+        "ttt-e2e",
+    }
     assert all(e.kind == "curiosity" for e in entries)
 
 

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 _positive = attrs.validators.gt(0)
 _positive_float = attrs.validators.gt(0.0)
+_unit_open = [attrs.validators.gt(0.0), attrs.validators.lt(1.0)]
+_unit_closed = [attrs.validators.ge(0.0), attrs.validators.le(1.0)]
 _channels: Any = attrs.validators.deep_iterable(_positive, attrs.validators.min_len(1))
 
 
@@ -130,8 +132,8 @@ class TTTOptions(UnifiedOptions):
     inner_lr: float = attrs.field(
         default=0.5, validator=[_positive_float, attrs.validators.le(1.0)]
     )
-    fatigue_decay: float = attrs.field(default=0.99, validator=attrs.validators.in_range(0, 1))
-    long_decay: float = attrs.field(default=0.9999, validator=attrs.validators.in_range(0, 1))
+    fatigue_decay: float = attrs.field(default=0.99, validator=_unit_open)
+    long_decay: float = attrs.field(default=0.9999, validator=_unit_open)
 
 
 @attrs.frozen
@@ -168,7 +170,7 @@ class HierarchicalOptions:
     encoder_channels: tuple[int, ...] = attrs.field(default=(32, 64, 64), validator=_channels)
     hidden_dim: int = attrs.field(default=128, validator=_positive)
     goal_dim: int = attrs.field(default=8, validator=_positive)
-    blend: float = attrs.field(default=0.5, validator=attrs.validators.in_range(0.0, 1.0))
+    blend: float = attrs.field(default=0.5, validator=_unit_closed)
     prediction_coef: float = attrs.field(default=1.0, validator=attrs.validators.ge(0.0))
 
 
