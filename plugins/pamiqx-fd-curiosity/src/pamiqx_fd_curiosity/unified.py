@@ -267,7 +267,9 @@ class UnifiedNetwork(PolicyNetwork):
     def fold_action(self, hidden: Tensor, actions: Tensor, internal: Tensor | None) -> Tensor:
         """Store ``a_t`` (one-hot) and ``z_t`` in the state for the next step."""
         parts = dict(self.layout.split(hidden))
-        parts["action"] = one_hot_actions(actions, self.nvec).to(hidden.dtype)
+        # A discrete batch of one, (1,), would read as one multi-discrete action: add the column.
+        columns = actions.unsqueeze(-1) if len(self.nvec) == 1 else actions
+        parts["action"] = one_hot_actions(columns, self.nvec).to(hidden.dtype)
         if internal is not None and self.internal_action_dim:
             parts["internal"] = internal.to(hidden.dtype)
         return self.layout.join(parts)
