@@ -191,3 +191,12 @@ def test_host_ppo_trains_the_owned_network() -> None:
     for _ in range(5):
         last = learner.train(batch, intrinsic)["loss/aux"]
     assert last < first
+
+
+def test_one_discrete_world_folds_its_action_as_one_hot() -> None:
+    """A single world's discrete action, shape (1,), is one action, not a multi-discrete row."""
+    network = _build(UnifiedPlugin, UnifiedOptions(**SMALL), ActionSpec("discrete", (5,)))
+    network = network.policy_network({})
+    hidden = network.fold_action(network.initial_state(1), torch.tensor([3]), torch.ones(1, 4))
+    action = network.layout.split(hidden)["action"]
+    assert torch.equal(action, torch.tensor([[0.0, 0.0, 0.0, 1.0, 0.0]]))
