@@ -183,7 +183,7 @@ class PPOLearner:
             )
             if out.aux_loss is not None:
                 loss = loss + out.aux_loss.float()
-                metrics["loss/aux"] = float(out.aux_loss)
+                metrics["loss/aux"] = float(out.aux_loss.detach())
             metrics.update(out.metrics)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 from pamiqx_fd_curiosity.plugin import (
+    HierarchicalOptions,
+    HierarchicalPlugin,
     TTTE2EOptions,
     TTTE2EPlugin,
     TTTOptions,
@@ -135,7 +137,7 @@ def test_ttt_fast_weights_learn_a_repeated_input() -> None:
     surprisals = []
     for _ in range(8):
         _, delta, surprisal = core(x, delta)
-        surprisals.append(float(surprisal.sum()))
+        surprisals.append(float(surprisal.detach().sum()))
     assert surprisals[-1] < 0.05 * surprisals[0], surprisals
 
 
@@ -193,10 +195,18 @@ def test_host_ppo_trains_the_owned_network() -> None:
     assert last < first
 
 
-def test_one_discrete_world_folds_its_action_as_one_hot() -> None:
+@pytest.mark.parametrize(
+    "plugin,options",
+    [
+        (UnifiedPlugin, UnifiedOptions(**SMALL)),
+        (HierarchicalPlugin, HierarchicalOptions(latent_dim=16, hidden_dim=32, goal_dim=4)),
+    ],
+)
+def test_one_discrete_world_folds_its_action_as_one_hot(plugin: Any, options: Any) -> None:
     """A single world's discrete action, shape (1,), is one action, not a multi-discrete row."""
-    network = _build(UnifiedPlugin, UnifiedOptions(**SMALL), ActionSpec("discrete", (5,)))
-    network = network.policy_network({})
-    hidden = network.fold_action(network.initial_state(1), torch.tensor([3]), torch.ones(1, 4))
+    network = _build(plugin, options, ActionSpec("discrete", (5,))).policy_network({})
+    step = network(torch.zeros(1, 16, 16, 3, dtype=torch.uint8), network.initial_state(1))
+    internal = None if step.internal is None else step.internal.sample()
+    hidden = network.fold_action(step.hidden, torch.tensor([3]), internal)
     action = network.layout.split(hidden)["action"]
     assert torch.equal(action, torch.tensor([[0.0, 0.0, 0.0, 1.0, 0.0]]))

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from pamiqx.api import Curiosity, Transitions
-from pamiqx.models.networks import PolicyNetwork
+from pamiqx.models.networks import PolicyNetwork, one_hot_actions
 
 
 class OwnedPolicyCuriosity(Curiosity):
@@ -93,3 +93,43 @@ class OwnedPolicyCuriosity(Curiosity):
         hidden, internal = state["hidden"], state["internal"]
         self._hidden = None if hidden is None else hidden.to(self.device)
         self._internal = None if internal is None else internal.to(self.device)
+
+
+class StateLayout:
+    """Named slices of a flat ``(B, width)`` recurrent state.
+
+    Attributes:
+        width: Total width.
+    """
+
+    def __init__(self, widths: dict[str, int]) -> None:
+        """Lay the named parts out in the given order."""
+        self._slices: dict[str, slice] = {}
+        offset = 0
+        for name, width in widths.items():
+            self._slices[name] = slice(offset, offset + width)
+            offset += width
+        self.width = offset
+
+    def slice(self, name: str) -> slice:
+        """Return the columns of part ``name``."""
+        return self._slices[name]
+
+    def split(self, state: Tensor) -> dict[str, Tensor]:
+        """Return each part of ``state`` by name (views)."""
+        return {name: state[:, part] for name, part in self._slices.items()}
+
+    def join(self, parts: dict[str, Tensor]) -> Tensor:
+        """Concatenate parts (every name, in layout order) into one state."""
+        return torch.cat([parts[name] for name in self._slices], dim=-1)
+
+
+def step_action_one_hot(actions: Tensor, nvec: tuple[int, ...]) -> Tensor:
+    """One-hot encode one step's actions, ``(B,)`` discrete or ``(B, K)`` multi-discrete.
+
+    :func:`~pamiqx.models.networks.one_hot_actions` reads a discrete batch of one,
+    ``(1,)``, as a single multi-discrete row; a step's discrete actions get their
+    sub-action column first.
+    """
+    columns = actions.unsqueeze(-1) if len(nvec) == 1 else actions
+    return one_hot_actions(columns, nvec)

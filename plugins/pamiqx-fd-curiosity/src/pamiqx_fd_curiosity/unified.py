@@ -46,38 +46,12 @@ from pamiqx.models.networks import (
     MultiDiscreteHead,
     PolicyNetwork,
     ValueHeads,
-    one_hot_actions,
     one_hot_width,
 )
 from pamiqx_fd_curiosity.core import RandomEncoder
-from pamiqx_fd_curiosity.owned import OwnedPolicyCuriosity
+from pamiqx_fd_curiosity.owned import OwnedPolicyCuriosity, StateLayout, step_action_one_hot
 
 _LOG_STD_RANGE = (-5.0, 0.5)  # the internal action's entropy bonus must not grow it forever
-
-
-class StateLayout:
-    """Named slices of a flat ``(B, width)`` recurrent state.
-
-    Attributes:
-        width: Total width.
-    """
-
-    def __init__(self, widths: dict[str, int]) -> None:
-        """Lay the named parts out in the given order."""
-        self._slices: dict[str, slice] = {}
-        offset = 0
-        for name, width in widths.items():
-            self._slices[name] = slice(offset, offset + width)
-            offset += width
-        self.width = offset
-
-    def split(self, state: Tensor) -> dict[str, Tensor]:
-        """Return each part of ``state`` by name (views)."""
-        return {name: state[:, part] for name, part in self._slices.items()}
-
-    def join(self, parts: dict[str, Tensor]) -> Tensor:
-        """Concatenate parts (every name, in layout order) into one state."""
-        return torch.cat([parts[name] for name in self._slices], dim=-1)
 
 
 class TTTCore(nn.Module):
@@ -267,9 +241,7 @@ class UnifiedNetwork(PolicyNetwork):
     def fold_action(self, hidden: Tensor, actions: Tensor, internal: Tensor | None) -> Tensor:
         """Store ``a_t`` (one-hot) and ``z_t`` in the state for the next step."""
         parts = dict(self.layout.split(hidden))
-        # A discrete batch of one, (1,), would read as one multi-discrete action: add the column.
-        columns = actions.unsqueeze(-1) if len(self.nvec) == 1 else actions
-        parts["action"] = one_hot_actions(columns, self.nvec).to(hidden.dtype)
+        parts["action"] = step_action_one_hot(actions, self.nvec).to(hidden.dtype)
         if internal is not None and self.internal_action_dim:
             parts["internal"] = internal.to(hidden.dtype)
         return self.layout.join(parts)
