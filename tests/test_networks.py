@@ -245,7 +245,12 @@ def test_one_hot_actions_discrete_and_multi_discrete() -> None:
     from pamiqx.models.networks import one_hot_actions, one_hot_width
 
     assert one_hot_actions(torch.tensor([2, 0]), (4,)).tolist() == [[0, 0, 1, 0], [1, 0, 0, 0]]
-    assert one_hot_actions(torch.tensor([[2], [1]]), (3,)).tolist() == [[0, 0, 1], [0, 1, 0]]
+    # A multi-discrete space of one sub-action keeps its sub-action axis.
+    multi_one = one_hot_actions(torch.tensor([[2], [1]]), (3,), discrete=False)
+    assert multi_one.tolist() == [[0, 0, 1], [0, 1, 0]]
+    # One world's discrete actions, (T, 1) or (1,), are never read as sub-action columns.
+    assert one_hot_actions(torch.tensor([[2], [1]]), (3,)).shape == (2, 1, 3)
+    assert one_hot_actions(torch.tensor([2]), (3,)).tolist() == [[0, 0, 1]]
     encoded = one_hot_actions(torch.tensor([[[2, 0, 1]]]), (3, 3, 2))  # (T, E, K)
     assert encoded.shape == (1, 1, one_hot_width((3, 3, 2)))
     assert encoded.tolist() == [[[0, 0, 1, 1, 0, 0, 0, 1]]]

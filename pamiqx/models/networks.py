@@ -643,18 +643,24 @@ def one_hot_width(nvec: tuple[int, ...]) -> int:
     return int(sum(nvec))
 
 
-def one_hot_actions(actions: Tensor, nvec: tuple[int, ...]) -> Tensor:
+def one_hot_actions(actions: Tensor, nvec: tuple[int, ...], discrete: bool | None = None) -> Tensor:
     """One-hot encode actions, concatenating the codes of a multi-discrete action's parts.
 
     Args:
-        actions: ``(...)`` integers for a discrete space (``nvec = (n,)``), or
-            ``(..., len(nvec))`` for a multi-discrete one.
+        actions: ``(...)`` integers for a discrete space, or ``(..., len(nvec))`` for a
+            multi-discrete one (the layouts the host stores).
         nvec: Choices of each sub-action (``ActionSpec.nvec``).
+        discrete: Whether the space is discrete (no sub-action axis); by default, when
+            ``nvec`` has one entry. Pass False for a multi-discrete space of one sub-action.
+            The layout is never guessed from the shape: ``(T, 1)`` is one world's
+            discrete actions, not one multi-discrete action per step.
 
     Returns:
         ``(..., sum(nvec))`` float32.
     """
-    if len(nvec) == 1 and (actions.dim() == 0 or actions.shape[-1] != 1):
+    if discrete is None:
+        discrete = len(nvec) == 1
+    if discrete:
         actions = actions.unsqueeze(-1)
     parts = [F.one_hot(actions[..., i].long(), n) for i, n in enumerate(nvec)]
     return torch.cat(parts, dim=-1).float()

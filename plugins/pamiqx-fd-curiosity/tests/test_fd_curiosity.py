@@ -471,3 +471,17 @@ def test_update_syncs_the_inference_copy() -> None:
     for k, v in curiosity.model.state_dict().items():
         assert torch.equal(after[k], v)
     assert all(not p.requires_grad for p in curiosity.agent_model.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(PLUGINS))
+@pytest.mark.parametrize("discrete", [True, False])
+def test_one_world_scores_and_trains(name: str, discrete: bool) -> None:
+    """A single world ((1,) actions while acting, (T, 1) in a batch) is not a multi-discrete row."""
+    plugin, options = PLUGINS[name]
+    spec = ActionSpec("discrete", (4,)) if discrete else MULTI
+    setup = ContractSetup(plugin, options(**SMALL), action_spec=spec, envs=1, steps=8)
+    curiosity = setup.build()
+    batch = ContractWorld(setup, curiosity).rollout()
+    assert batch.intrinsic is not None and batch.intrinsic.shape == (8, 1)
+    assert curiosity.rewards(batch).shape == (8, 1)
+    assert "loss" in curiosity.update(batch)

@@ -175,6 +175,7 @@ class Disagreement(Curiosity):
         self.options = options
         self.spec = spec
         self.nvec = tuple(action_spec.nvec)
+        self.discrete = action_spec.kind == "discrete"
         self.device = torch.device(device)
         dim = options.feature_dim
         self.features = build_random_features(spec, dim).to(self.device).eval()
@@ -197,7 +198,9 @@ class Disagreement(Curiosity):
 
     def _inputs(self, observations: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Return ``(N, feature_dim + sum(nvec))``: features and one-hot (sub-)actions."""
-        return torch.cat([self.encode(observations), one_hot_actions(actions, self.nvec)], dim=-1)
+        return torch.cat(
+            [self.encode(observations), one_hot_actions(actions, self.nvec, self.discrete)], dim=-1
+        )
 
     def predictions(self, observations: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Return every member's prediction of the next features, ``(members, N, feature_dim)``.

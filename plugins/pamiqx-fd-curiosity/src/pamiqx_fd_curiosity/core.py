@@ -513,7 +513,8 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
 
     def encode_actions(self, actions: Tensor) -> Tensor:
         """One-hot encode actions for the FD."""
-        return one_hot_actions(actions.to(self.device), self.action_spec.nvec)
+        spec = self.action_spec
+        return one_hot_actions(actions.to(self.device), spec.nvec, spec.kind == "discrete")
 
     def rewards(self, batch: Transitions) -> Tensor:
         """Return the rewards scored while acting (``batch.intrinsic``), ``(T, E)``."""

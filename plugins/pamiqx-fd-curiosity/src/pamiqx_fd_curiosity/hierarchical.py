@@ -89,10 +89,11 @@ from pamiqx.models.networks import (
     MultiDiscreteHead,
     PolicyNetwork,
     ValueHeads,
+    one_hot_actions,
     one_hot_width,
 )
 from pamiqx_fd_curiosity.core import RandomEncoder
-from pamiqx_fd_curiosity.owned import OwnedPolicyCuriosity, StateLayout, step_action_one_hot
+from pamiqx_fd_curiosity.owned import OwnedPolicyCuriosity, StateLayout
 
 _LOG_STD_RANGE = (-5.0, 0.5)  # the entropy bonus must not grow the latent actions' spread forever
 
@@ -232,6 +233,7 @@ class HierarchicalNetwork(PolicyNetwork):
             raise ValueError(f"need num_layers >= 2 and period >= 2, got {num_layers}, {period}")
         self.encoder = encoder
         self.nvec = action_spec.nvec
+        self.discrete = action_spec.kind == "discrete"
         self.num_layers = num_layers
         self.periods = [period**i for i in range(num_layers)]
         self.cycle = self.periods[-1]
@@ -357,7 +359,7 @@ class HierarchicalNetwork(PolicyNetwork):
         """
         parts = dict(self.layout.split(state))
         acting = self._acting(state)
-        world = step_action_one_hot(actions, self.nvec).to(state.dtype)
+        world = one_hot_actions(actions, self.nvec, self.discrete).to(state.dtype)
         for i in range(self.num_layers):
             act = acting[i].unsqueeze(-1)
             if i == 0:

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from pamiqx.api import Curiosity, Transitions
-from pamiqx.models.networks import PolicyNetwork, one_hot_actions
+from pamiqx.models.networks import PolicyNetwork
 
 
 class OwnedPolicyCuriosity(Curiosity):
@@ -122,14 +122,3 @@ class StateLayout:
     def join(self, parts: dict[str, Tensor]) -> Tensor:
         """Concatenate parts (every name, in layout order) into one state."""
         return torch.cat([parts[name] for name in self._slices], dim=-1)
-
-
-def step_action_one_hot(actions: Tensor, nvec: tuple[int, ...]) -> Tensor:
-    """One-hot encode one step's actions, ``(B,)`` discrete or ``(B, K)`` multi-discrete.
-
-    :func:`~pamiqx.models.networks.one_hot_actions` reads a discrete batch of one,
-    ``(1,)``, as a single multi-discrete row; a step's discrete actions get their
-    sub-action column first.
-    """
-    columns = actions.unsqueeze(-1) if len(nvec) == 1 else actions
-    return one_hot_actions(columns, nvec)

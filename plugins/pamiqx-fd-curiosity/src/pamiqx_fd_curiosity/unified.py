@@ -46,10 +46,11 @@ from pamiqx.models.networks import (
     MultiDiscreteHead,
     PolicyNetwork,
     ValueHeads,
+    one_hot_actions,
     one_hot_width,
 )
 from pamiqx_fd_curiosity.core import RandomEncoder
-from pamiqx_fd_curiosity.owned import OwnedPolicyCuriosity, StateLayout, step_action_one_hot
+from pamiqx_fd_curiosity.owned import OwnedPolicyCuriosity, StateLayout
 
 _LOG_STD_RANGE = (-5.0, 0.5)  # the internal action's entropy bonus must not grow it forever
 
@@ -128,6 +129,7 @@ class UnifiedNetwork(PolicyNetwork):
         self.encoder = encoder
         self.latent_dim = latent_dim
         self.nvec = action_spec.nvec
+        self.discrete = action_spec.kind == "discrete"
         self.internal_action_dim = internal_dim
         self.prediction_coef = prediction_coef
         self.uses_ttt = ttt is not None
@@ -241,7 +243,7 @@ class UnifiedNetwork(PolicyNetwork):
     def fold_action(self, hidden: Tensor, actions: Tensor, internal: Tensor | None) -> Tensor:
         """Store ``a_t`` (one-hot) and ``z_t`` in the state for the next step."""
         parts = dict(self.layout.split(hidden))
-        parts["action"] = step_action_one_hot(actions, self.nvec).to(hidden.dtype)
+        parts["action"] = one_hot_actions(actions, self.nvec, self.discrete).to(hidden.dtype)
         if internal is not None and self.internal_action_dim:
             parts["internal"] = internal.to(hidden.dtype)
         return self.layout.join(parts)

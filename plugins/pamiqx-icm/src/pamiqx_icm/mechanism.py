@@ -132,6 +132,7 @@ class ICM(Curiosity):
         self.options = options
         self.spec = spec
         self.nvec = tuple(action_spec.nvec)
+        self.discrete = action_spec.kind == "discrete"
         self.device = torch.device(device)
         dim = options.feature_dim
         self.encoder = build_encoder(spec, dim).to(self.device)
@@ -172,7 +173,7 @@ class ICM(Curiosity):
         both = self.features(torch.cat([observations, next_observations]))
         now, after = both.chunk(2)
         predicted: torch.Tensor = self.forward_model(
-            torch.cat([now, one_hot_actions(actions, self.nvec)], -1)
+            torch.cat([now, one_hot_actions(actions, self.nvec, self.discrete)], -1)
         )
         return now, after, predicted
 
