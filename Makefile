@@ -14,6 +14,11 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 PLUGIN_PYPROJECTS := $(wildcard plugins/*/pyproject.toml)
 LOG_DIR ?= $(CURDIR)/logs
 PYTEST_ARGS ?=
+# `make compare`: runs go to COMPARE_DIR; COMPARE_WORLD picks experiments/compare-<world>-*.toml;
+# COMPARE_ARGS passes options and overrides, e.g. "--seeds 0,1 run.max_steps=2048".
+COMPARE_DIR ?= logs/compare
+COMPARE_WORLD ?= maze
+COMPARE_ARGS ?=
 
 IMAGE ?= pamiqx:latest
 CONTAINER ?= pamiqx
@@ -21,7 +26,7 @@ EXPERIMENT ?= experiments/vrchat-none.toml
 VIDEO_DEVICE ?= /dev/video0
 PULSE_SOCKET ?= /run/user/$(shell id -u)/pulse/native
 
-.PHONY: help venv lock demo test test-all format type lint check bench aim clean \
+.PHONY: help venv lock demo test test-all format type lint check bench compare aim clean \
 	docker-build docker-up docker-attach docker-down
 
 help: ## Show the targets
@@ -70,6 +75,9 @@ check: lint type test ## Format check, lint, types and tests
 bench: venv ## Run the benchmarks and print their numbers
 	$(UV) sync --locked --all-packages --inexact --group bench --python "$(PYTHON312)"
 	$(PY) -m bench
+
+compare: venv ## Run experiments/compare-<COMPARE_WORLD>-*.toml (maze, minigrid) x 3 seeds, then the report
+	$(PY) -m pamiqx.compare_suite --world "$(COMPARE_WORLD)" --dir "$(COMPARE_DIR)" $(COMPARE_ARGS)
 
 aim: venv ## Serve the Aim UI over the log directory on port 43800
 	$(VENV)/bin/aim up --host 127.0.0.1 --port 43800 --repo "$(LOG_DIR)"

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
 from pamiqx.api import BuildContext
 from pamiqx.checkpoint import to_numpy, to_safe
-from pamiqx.envs.gymnasium_env import GymnasiumOptions, GymnasiumPlugin
+from pamiqx.envs.gymnasium_env import GymnasiumEnvironment, GymnasiumOptions, GymnasiumPlugin
 from pamiqx.envs.sim_maze import SimMazeOptions, SimMazePlugin
 from pamiqx.errors import PluginError
 
@@ -94,3 +96,46 @@ def test_gymnasium_errors_name_the_problem(options: GymnasiumOptions, message: s
     with pytest.raises(PluginError) as info:
         GymnasiumPlugin().build(options, CONTEXT)
     assert message.lower() in str(info.value).lower()
+
+
+class _Reporting(gym.Wrapper[Any, Any, Any, Any]):
+    """A wrapper that reports metrics and keeps checkpoint state, as coverage wrappers do."""
+
+    def __init__(self, env: gym.Env[Any, Any], metrics: dict[str, float]) -> None:
+        super().__init__(env)
+        self.metrics = metrics
+        self.steps = 0
+
+    def step(self, action: Any) -> Any:
+        self.steps += 1
+        return self.env.step(action)
+
+    def evaluation_metrics(self) -> dict[str, float]:
+        return {**self.metrics, "steps": float(self.steps)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps = int(state["steps"])
+
+
+def _reporting_cartpole() -> GymnasiumEnvironment:
+    inner = _Reporting(gym.make("CartPole-v1"), {"a": 1.0, "b": 1.0})
+    env = GymnasiumEnvironment(_Reporting(inner, {"b": 2.0}), seed=0)
+    env.setup()
+    return env
+
+
+def test_gymnasium_wrappers_report_metrics_and_keep_state() -> None:
+    env = _reporting_cartpole()
+    for _ in range(3):
+        env.affect(np.int64(0))
+    # Every layer reports; the outer wrapper wins a clash ("b", "steps").
+    assert env.evaluation_metrics() == {"a": 1.0, "b": 2.0, "steps": 3.0}
+    state = env.state_dict()
+    other = _reporting_cartpole()
+    other.load_state_dict(state)
+    assert other.evaluation_metrics()["steps"] == 3.0
+    with pytest.raises(KeyError):  # another wrapper list: the runtime reports a mismatch
+        other.load_state_dict({"layers": {}})

@@ -4,6 +4,15 @@ pamiq-core's own gym adapter targets pamiq-core's Environment; pamiqx worlds
 also report rewards, episode starts and evaluation metrics, so this adapter
 speaks pamiqx's :class:`~pamiqx.api.Environment` and the runtime bridges that
 to pamiq-core once for every world.
+
+Wrappers can report evaluation metrics and keep checkpoint state: any layer of
+the wrapped environment (a wrapper listed in ``wrappers``, or the environment
+itself) whose class defines ``evaluation_metrics() -> dict[str, float]`` adds
+those metrics to the world's (an outer layer wins a name clash), and one that
+defines ``state_dict()`` and ``load_state_dict(state)`` is saved in checkpoints
+and restored on resume, after the first reset. Metrics such as coverage are
+measured there, where the agent cannot observe them;
+:class:`pamiqx.envs.minigrid_coverage.MiniGridCoverage` is an example.
 """
 
 from __future__ import annotations
@@ -35,7 +44,8 @@ class GymnasiumOptions:
     """Options of ``gymnasium``.
 
     Attributes:
-        id: The Gymnasium environment id, e.g. ``CartPole-v1``.
+        id: The Gymnasium environment id, e.g. ``CartPole-v1``; ``package:Id`` imports
+            the package that registers it first (``minigrid:MiniGrid-FourRooms-v0``).
         kwargs: Keyword options passed to ``gymnasium.make``.
         wrappers: Wrapper classes applied in order, as ``module:Class`` paths
             (e.g. ``minigrid.wrappers:ImgObsWrapper``).
@@ -103,6 +113,7 @@ class GymnasiumEnvironment(Environment):
         """Wrap a made Gymnasium environment."""
         self.env = env
         self.seed = seed
+        self._layers = _layers(env)
         self._observation_spec = observation_spec_of(env.observation_space)
         self._action_spec = action_spec_of(env.action_space)
         self._discrete_obs = type(env.observation_space).__name__ == "Discrete"
@@ -156,19 +167,57 @@ class GymnasiumEnvironment(Environment):
         self._pending = EnvStep(self._convert(observation), float(reward), episode_start=start)
 
     def evaluation_metrics(self) -> dict[str, float]:
-        """Return the mean return and length of the episodes finished since the last call."""
-        if not self._finished:
-            return {}
-        returns, lengths = zip(*self._finished, strict=True)
-        self._finished.clear()
+        """Return the wrappers' metrics, and the mean return and length of finished episodes.
+
+        Episode return and length average the episodes finished since the last
+        call (absent when none finished); the layers' own metrics (see the module
+        docstring) follow, innermost first, so an outer wrapper wins a name clash.
+        """
+        metrics: dict[str, float] = {}
+        if self._finished:
+            returns, lengths = zip(*self._finished, strict=True)
+            self._finished.clear()
+            metrics["episode_return"] = sum(returns) / len(returns)
+            metrics["episode_length"] = sum(lengths) / len(lengths)
+        for layer in reversed(self._layers):
+            report = getattr(type(layer), "evaluation_metrics", None)
+            if callable(report):
+                metrics.update({k: float(v) for k, v in report(layer).items()})
+        return metrics
+
+    def _stateful_layers(self) -> dict[str, Any]:
+        # Keyed by position and class, so a checkpoint of another wrapper list fails to load.
         return {
-            "episode_return": sum(returns) / len(returns),
-            "episode_length": sum(lengths) / len(lengths),
+            f"{i}:{type(layer).__qualname__}": layer
+            for i, layer in enumerate(self._layers)
+            if callable(getattr(type(layer), "state_dict", None))
+            and callable(getattr(type(layer), "load_state_dict", None))
         }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the state of the layers that keep one (e.g. visited cells), by layer."""
+        layers = self._stateful_layers()
+        return {"layers": {key: layer.state_dict() for key, layer in layers.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` into the layers (after :meth:`setup`)."""
+        saved = state.get("layers", {})
+        for key, layer in self._stateful_layers().items():
+            layer.load_state_dict(saved[key])
 
     def teardown(self) -> None:
         """Close the Gymnasium environment."""
         self.env.close()
+
+
+def _layers(env: gym.Env[Any, Any]) -> list[Any]:
+    """Return the environment's layers, outermost wrapper first, the bare environment last."""
+    from gymnasium import Wrapper
+
+    layers: list[Any] = [env]
+    while isinstance(layers[-1], Wrapper):
+        layers.append(layers[-1].env)
+    return layers
 
 
 class GymnasiumPlugin(EnvironmentPlugin):
@@ -181,13 +230,22 @@ class GymnasiumPlugin(EnvironmentPlugin):
         """Make the environment and apply the wrappers."""
         import gymnasium as gym
 
+        # Wrapper paths are checked before the (possibly slow) environment is made.
+        wrappers = [_import_wrapper(path) for path in options.wrappers]
         try:
             env = gym.make(options.id, **options.kwargs)
         except gym.error.Error as error:
             hint = did_you_mean(options.id, gym.registry.keys())
-            raise PluginError(f"gymnasium: cannot make '{options.id}': {error}.{hint}") from None
+            if not hint and ":" not in options.id:
+                hint = (
+                    " Ids registered by another package need it imported first: write "
+                    "'package:Id', e.g. 'minigrid:MiniGrid-FourRooms-v0'."
+                )
+            reason = str(error).rstrip()
+            reason += "" if reason.endswith((".", "?", "!")) else "."
+            raise PluginError(f"gymnasium: cannot make '{options.id}': {reason}{hint}") from None
         except TypeError as error:
             raise PluginError(f"gymnasium: bad kwargs for '{options.id}': {error}.") from None
-        for path in options.wrappers:
-            env = _import_wrapper(path)(env)
+        for wrapper in wrappers:
+            env = wrapper(env)
         return GymnasiumEnvironment(env, seed=context.seed + 1000 * context.env_index)
