@@ -93,9 +93,11 @@ from pamiqx.models.networks import (
     one_hot_width,
 )
 from pamiqx_fd_curiosity.core import RandomEncoder
-from pamiqx_fd_curiosity.owned import OwnedPolicyCuriosity, StateLayout
-
-_LOG_STD_RANGE = (-5.0, 0.5)  # the entropy bonus must not grow the latent actions' spread forever
+from pamiqx_fd_curiosity.owned import (
+    INTERNAL_LOG_STD_RANGE,
+    OwnedPolicyCuriosity,
+    StateLayout,
+)
 
 
 class HeldGoals:
@@ -389,7 +391,7 @@ class HierarchicalNetwork(PolicyNetwork):
         dist: ActionDistribution = self.actor(features[0])
         values: dict[str, Tensor] = self.values(features[0])
         means, stds, masks = [], [], []
-        log_std = self.goal_log_std.clamp(*_LOG_STD_RANGE).exp()
+        log_std = self.goal_log_std.clamp(*INTERNAL_LOG_STD_RANGE).exp()
         for i in range(1, self.num_layers):
             mean = self._goal_mean(i, features[i])
             means.append(mean)

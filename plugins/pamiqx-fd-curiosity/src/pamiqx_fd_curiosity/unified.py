@@ -50,9 +50,11 @@ from pamiqx.models.networks import (
     one_hot_width,
 )
 from pamiqx_fd_curiosity.core import RandomEncoder
-from pamiqx_fd_curiosity.owned import OwnedPolicyCuriosity, StateLayout
-
-_LOG_STD_RANGE = (-5.0, 0.5)  # the internal action's entropy bonus must not grow it forever
+from pamiqx_fd_curiosity.owned import (
+    INTERNAL_LOG_STD_RANGE,
+    OwnedPolicyCuriosity,
+    StateLayout,
+)
 
 
 class TTTCore(nn.Module):
@@ -223,7 +225,9 @@ class UnifiedNetwork(PolicyNetwork):
         values: dict[str, Tensor] = self.values(features)
         internal = None
         if self.internal_action_dim:
-            log_std = self.internal_log_std.clamp(*_LOG_STD_RANGE).expand(features.shape[0], -1)
+            log_std = self.internal_log_std.clamp(*INTERNAL_LOG_STD_RANGE).expand(
+                features.shape[0], -1
+            )
             internal = Normal(self.internal_mean(features), log_std.exp())
         return dist, values, internal
 
