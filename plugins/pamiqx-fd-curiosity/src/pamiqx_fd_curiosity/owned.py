@@ -22,7 +22,6 @@ from torch import Tensor, nn
 from pamiqx.api import Curiosity, Transitions
 from pamiqx.models.networks import PolicyNetwork
 
-
 # Internal actions feed only the network itself, so nothing but this clamp stops
 # PPO's entropy bonus from widening their Gaussian forever.
 INTERNAL_LOG_STD_RANGE = (-5.0, 0.5)
