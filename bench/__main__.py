@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import platform
 import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ["startup", "world_speed", "training_speed", "realtime"]
+BENCHMARKS = ["startup", "world_speed", "training_speed", "sb3_peer", "realtime"]
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -32,18 +33,36 @@ def main(argv: list[str]) -> int:
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "cpus": os.cpu_count(),
+        "cuda": _cuda_device(),
+        # Other load on the machine when the benchmarks ended (1, 5, 15 minutes).
+        "load_average": os.getloadavg(),
         "python": platform.python_version(),
     }
     (RESULTS / "latest.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    print(f"\n{meta['date']} on {meta['machine']}, Python {meta['python']}\n")
-    print("| benchmark | value | unit | command |")
-    print("|---|---:|---|---|")
+    gpu = f", GPU {meta['cuda']}" if meta["cuda"] else ", no GPU"
+    print(f"\n{meta['date']} on {meta['machine']} ({meta['cpus']} CPUs{gpu}), ", end="")
+    print(f"Python {meta['python']}\n")
+    print(table(rows))
+    print(f"\nJSON: {RESULTS / 'latest.json'}")
+    return 0
+
+
+def _cuda_device() -> str | None:
+    """Return the name of the first CUDA device, or None where torch sees none."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    """Return the rows as a Markdown table (benchmark, value, unit, command)."""
+    lines = ["| benchmark | value | unit | command |", "|---|---:|---|---|"]
     for row in rows:
         value = row["value"]
         shown = f"{value:,.3g}" if isinstance(value, float) else str(value)
-        print(f"| {row['name']} | {shown} | {row['unit']} | `{row['command']}` |")
-    print(f"\nJSON: {RESULTS / 'latest.json'}")
-    return 0
+        lines.append(f"| {row['name']} | {shown} | {row['unit']} | `{row['command']}` |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
