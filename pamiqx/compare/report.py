@@ -322,9 +322,12 @@ def _panel(ax: Axes, groups: Sequence[GroupSummary], metric: str) -> None:
         data = group.coverage if metric == COVERAGE else group.intrinsic
         if data is None:
             continue
+        # Ten colours, then the same colours dashed: eleven mechanisms stay distinct.
         color = f"C{i % 10}"
+        style = "-" if i < 10 else "--"
         seeds = f"{data.seeds} seed" + ("s" if data.seeds != 1 else "")
-        ax.plot(data.steps, data.mean, color=color, label=f"{group.key} ({seeds})")
+        label = f"{group.key} ({seeds})"
+        ax.plot(data.steps, data.mean, color=color, linestyle=style, label=label)
         ax.fill_between(data.steps, data.low, data.high, color=color, alpha=0.2, linewidth=0)
         drawn.append(data)
     ax.set_title(_TITLES[metric], fontsize=11)
