@@ -1,4 +1,4 @@
-"""Run the benchmarks and print a Markdown table; JSON goes to bench/results/.
+"""Run the benchmarks and print a Markdown table; JSON and Markdown go to bench/results/.
 
 Each benchmark module in this folder exposes ``run() -> list[dict]`` whose rows
 hold ``name``, ``value``, ``unit`` and the ``command`` that reproduces them.
@@ -41,10 +41,15 @@ def main(argv: list[str]) -> int:
     }
     (RESULTS / "latest.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     gpu = f", GPU {meta['cuda']}" if meta["cuda"] else ", no GPU"
-    print(f"\n{meta['date']} on {meta['machine']} ({meta['cpus']} CPUs{gpu}), ", end="")
-    print(f"Python {meta['python']}\n")
-    print(table(rows))
-    print(f"\nJSON: {RESULTS / 'latest.json'}")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    heading = (
+        f"{meta['date']} on {meta['machine']} ({meta['cpus']} CPUs{gpu}, load {load}), "
+        f"Python {meta['python']}"
+    )
+    markdown = f"{heading}\n\n{table(rows)}\n"
+    (RESULTS / "latest.md").write_text(markdown)
+    print(f"\n{markdown}")
+    print(f"JSON: {RESULTS / 'latest.json'}, Markdown: {RESULTS / 'latest.md'}")
     return 0
 
 

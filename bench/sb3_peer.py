@@ -99,6 +99,7 @@ def measure_sb3(device: str) -> dict[str, float]:
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from bench.sb3_parts import ConvEncoderExtractor, PamiqxGymEnv
@@ -155,6 +156,8 @@ def measure_sb3(device: str) -> dict[str, float]:
         device=device,
         verbose=0,
     )
+    # A logger with no outputs: SB3's default one makes a /tmp/SB3-<date> folder per run.
+    model.set_logger(Logger(folder=None, output_formats=[]))
     clock = Clock()
     model.learn(total_timesteps=WARMUP_STEPS + MEASURE_STEPS, callback=clock)
     assert clock.start is not None
