@@ -61,7 +61,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from functools import partial
@@ -69,11 +68,11 @@ from typing import Any
 
 from bench.training_speed import (
     MEASURE_STEPS,
-    ROOT,
     WARMUP_STEPS,
     curiosity_label,
     measure,
     resolve,
+    run_json,
 )
 
 MODULE = "bench.sb3_peer"
@@ -188,13 +187,7 @@ def _command(
 
 def _subprocess(args: list[str], threads: int) -> dict[str, float]:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    out = subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"python {' '.join(args)} failed:\n{out.stderr[-4000:]}")
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    return run_json(args, env)
 
 
 def measure_all(device: str, threads: int, repeats: int) -> list[dict[str, Any]]:

@@ -81,37 +81,40 @@ def resolve(curiosity: str, device: str, extra: Sequence[str] = ()) -> ResolvedE
     )
 
 
-def measure(curiosity: str, device: str, extra: Sequence[str] = ()) -> dict[str, float]:
-    """Run the loop in this process and return steps/s (wall and CPU time) after a warm-up."""
+def measure(
+    curiosity: str,
+    device: str,
+    extra: Sequence[str] = (),
+    warmup_steps: int = WARMUP_STEPS,
+    measure_steps: int = MEASURE_STEPS,
+) -> dict[str, float]:
+    """Run the loop in this process and return steps/s (wall and CPU time) after a warm-up.
+
+    The loop is the runtime's own (components, rollout and lock-step loop as a run
+    builds them), so the bench measures what ``pamiqx run`` does.
+    """
     import torch
 
-    from pamiqx.runtime.build import build_components, build_environments
+    from pamiqx.runtime.build import build_components, build_environments, new_rollout
     from pamiqx.runtime.launch import LockstepLoop, StopRequest
-    from pamiqx.runtime.rollout import Rollout
 
     resolved = resolve(curiosity, device, extra)
     envs = build_environments(resolved, torch.device("cpu"), None)
     for env in envs:
         env.setup()
     components = build_components(resolved, envs, None)
-    rollout = Rollout(
-        resolved.experiment.policy.rollout_steps,
-        len(envs),
-        envs[0].observation_spec,
-        envs[0].action_spec,
-        components.policy.hidden_dim,
-    )
+    rollout = new_rollout(resolved, envs, components.policy)
     marks: dict[str, float] = {}
 
     def on_step(step: int) -> None:
-        if step >= WARMUP_STEPS and "start" not in marks:
+        if step >= warmup_steps and "start" not in marks:
             marks["start"], marks["start_step"] = time.perf_counter(), step
             marks["start_cpu"] = time.process_time()
 
     loop = LockstepLoop(
         components,
         rollout,
-        WARMUP_STEPS + MEASURE_STEPS,
+        warmup_steps + measure_steps,
         0,
         lambda s, m: None,
         on_step,
@@ -126,7 +129,23 @@ def measure(curiosity: str, device: str, extra: Sequence[str] = ()) -> dict[str,
     return {"steps_per_second": steps / elapsed, "steps_per_cpu_second": steps / cpu}
 
 
-def _curiosities() -> list[str]:
+def run_json(args: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+    """Run ``python ARGS`` from the repository root and return its last line, read as JSON.
+
+    Raises:
+        RuntimeError: The command failed; the message holds the end of its stderr.
+    """
+    out = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"python {' '.join(args)} failed:\n{out.stderr[-4000:]}")
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def installed_curiosities() -> list[str]:
+    """Return the names of the curiosity plugins found through entry points."""
     from pamiqx.plugins.manager import load_plugins
 
     return load_plugins().names("curiosity")
@@ -139,24 +158,10 @@ def run() -> list[dict[str, object]]:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows: list[dict[str, object]] = []
     for device in devices:
-        for curiosity in _curiosities():
+        for curiosity in installed_curiosities():
             command = f"python -m bench.training_speed --one {curiosity} --device {device}"
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.training_speed",
-                    "--one",
-                    curiosity,
-                    "--device",
-                    device,
-                ],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            result = json.loads(out.stdout.strip().splitlines()[-1])
+            args = ["-m", "bench.training_speed", "--one", curiosity, "--device", device]
+            result = run_json(args)
             which = curiosity_label(curiosity)
             label = f"training loop, sim-maze 64x64 x4 worlds, curiosity {which}, {device}"
             rows.append(
