@@ -224,7 +224,10 @@ def test_realtime_world_keeps_its_rate_while_training_runs(
             max_steps=400, time_scale=10.0, checkpoint_every=128, log_dir=logs
         )
     )
+    switch_interval, threads = sys.getswitchinterval(), torch.get_num_threads()
     assert _run(path) == 0
+    # The run's GIL switch interval and torch thread count do not outlive it.
+    assert (sys.getswitchinterval(), torch.get_num_threads()) == (switch_interval, threads)
     import pamiqx_ticking  # type: ignore[import-not-found]
 
     # Intervals are measured on pamiq-core's scaled clock, the world's own time.
