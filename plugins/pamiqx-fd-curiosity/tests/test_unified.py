@@ -149,10 +149,12 @@ def test_ttt_reward_follows_the_formula_with_fatigue() -> None:
     fatigue, long_mean = 0.0, None
     c = network.coefficients
     for t in range(5):
-        parts = network.layout.split(hidden)
-        latent = network._encode(obs[t])
-        inputs = [latent, parts["action"], parts["internal"], parts["fatigue"] - 0.5]
-        _, _, s = network.core(torch.cat(inputs, dim=-1), parts["core"])
+        # The reference computation needs no graph; the network's own call below builds one.
+        with torch.no_grad():
+            parts = network.layout.split(hidden)
+            latent = network._encode(obs[t])
+            inputs = [latent, parts["action"], parts["internal"], parts["fatigue"] - 0.5]
+            _, _, s = network.core(torch.cat(inputs, dim=-1), parts["core"])
         m = float(s.mean())
         long_mean = m if long_mean is None else 0.9999 * long_mean + 0.0001 * m
         fatigue = 0.99 * fatigue + 0.01 * m / long_mean
