@@ -30,18 +30,19 @@ def main(argv: list[str]) -> int:
         module = importlib.import_module(f"bench.{name}")
         rows.extend(module.run())
     RESULTS.mkdir(exist_ok=True)
+    # Other load on the machine when the benchmarks ended (1, 5, 15 minutes).
+    load_average = os.getloadavg()
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "cpus": os.cpu_count(),
         "cuda": _cuda_device(),
-        # Other load on the machine when the benchmarks ended (1, 5, 15 minutes).
-        "load_average": os.getloadavg(),
+        "load_average": load_average,
         "python": platform.python_version(),
     }
     (RESULTS / "latest.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     gpu = f", GPU {meta['cuda']}" if meta["cuda"] else ", no GPU"
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    load = ", ".join(f"{x:.2f}" for x in load_average)
     heading = (
         f"{meta['date']} on {meta['machine']} ({meta['cpus']} CPUs{gpu}, load {load}), "
         f"Python {meta['python']}"
@@ -64,10 +65,17 @@ def table(rows: list[dict[str, object]]) -> str:
     """Return the rows as a Markdown table (benchmark, value, unit, command)."""
     lines = ["| benchmark | value | unit | command |", "|---|---:|---|---|"]
     for row in rows:
-        value = row["value"]
-        shown = f"{value:,.3g}" if isinstance(value, float) else str(value)
+        shown = shown_value(row["value"])
         lines.append(f"| {row['name']} | {shown} | {row['unit']} | `{row['command']}` |")
     return "\n".join(lines)
+
+
+def shown_value(value: object) -> str:
+    """Return a number as a reader expects it: ``1,030`` rather than ``1.03e+03``, ``0.709``."""
+    if not isinstance(value, float):
+        return str(value)
+    # Three significant digits, but never an exponent for the sizes benchmarks produce.
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 if __name__ == "__main__":

@@ -126,7 +126,11 @@ def measure(
     steps = loop.step - marks["start_step"]
     # Per CPU-second of the whole process: steadier than wall time on a shared machine
     # (one thread), meaningless for CUDA or several threads.
-    return {"steps_per_second": steps / elapsed, "steps_per_cpu_second": steps / cpu}
+    return {
+        "steps": steps,
+        "steps_per_second": steps / elapsed,
+        "steps_per_cpu_second": steps / cpu,
+    }
 
 
 def run_json(args: list[str], env: dict[str, str] | None = None) -> dict[str, float]:

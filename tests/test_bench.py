@@ -1,13 +1,15 @@
-"""The training-speed benchmark drives the runtime's own loop with every installed curiosity.
+"""The benchmarks' own logic: the training-speed loop with every curiosity, the table's numbers.
 
 Speeds are never asserted (they belong to ``make bench``); these tests check that each
-configuration the benchmark measures runs at all, with the rollout the runtime builds.
+configuration the benchmark measures runs the steps it is asked to, with the rollout the
+runtime builds, and that the printed table shows numbers a reader can compare.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from bench.__main__ import shown_value
 from bench.training_speed import installed_curiosities, measure
 
 # A small world and rollout: the benchmark's settings otherwise (4 worlds, lock-step).
@@ -17,5 +19,15 @@ SMALL = ["environment.size=32", "policy.rollout_steps=16", "policy.minibatch_siz
 @pytest.mark.parametrize("curiosity", installed_curiosities())
 def test_every_curiosity_runs_in_the_benchmark_loop(curiosity: str) -> None:
     result = measure(curiosity, "cpu", SMALL, warmup_steps=64, measure_steps=64)
+    # 4 worlds step together, so the measured window is exactly the 64 steps asked for.
+    assert result["steps"] == 64
     assert result["steps_per_second"] > 0
     assert result["steps_per_cpu_second"] > 0
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(1030.4, "1,030"), (8510.2, "8,510"), (0.7093, "0.709"), (6.29, "6.29"), (12, "12")],
+)
+def test_table_shows_numbers_without_exponents(value: float, shown: str) -> None:
+    assert shown_value(value) == shown
