@@ -334,7 +334,8 @@ def run_realtime(
     # A thread that wakes for its control tick waits for the GIL up to the switch
     # interval (5 ms by default) while the training thread runs Python: shorten it
     # (`python -m bench realtime`, p99 jitter over three runs: 2.7/5.4/6.3 ms at 5 ms,
-    # 3.0/3.9/5.6 ms at 1 ms).
+    # 3.0/3.9/5.6 ms at 1 ms; on a slower day, latency p99 17.9/21.6/20.4 ms at 5 ms,
+    # 15.9/16.0/14.6 ms at 1 ms).
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     try:
