@@ -25,7 +25,7 @@ from pamiqx.api import (
     EnvStep,
     ObservationSpec,
 )
-from pamiqx.markers import hookimpl
+from pamiqx.api.hooks import hookimpl
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = "python -m bench realtime"

@@ -22,10 +22,10 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from gymnasium import spaces
+from pamiqx.models.networks import ConvEncoder
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from pamiqx.api import Environment
-from pamiqx.models.networks import ConvEncoder
 
 
 class PamiqxGymEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):

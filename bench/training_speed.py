@@ -96,7 +96,7 @@ def measure(
     import torch
 
     from pamiqx.runtime.build import build_components, build_environments, new_rollout
-    from pamiqx.runtime.launch import LockstepLoop, StopRequest
+    from pamiqx.runtime.lockstep import LockstepLoop, StopRequest
 
     resolved = resolve(curiosity, device, extra)
     envs = build_environments(resolved, torch.device("cpu"), None)

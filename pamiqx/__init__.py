@@ -1,11 +1,13 @@
 """pamiqx: curiosity-driven reinforcement learning experiments, assembled from plugins.
 
-Plugin authors import :data:`hookimpl` and the plugin base classes from here.
+Plugin authors import from :mod:`pamiqx.api` (the declared plugin API) and test
+with :mod:`pamiqx.testing`; everything else is the host's. ``pamiqx.hookimpl``
+stays here for plugins written against pamiqx 0.1.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from pamiqx.markers import hookimpl
+from pamiqx.api.hooks import hookimpl
 
 try:
     __version__ = version("pamiqx")

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pamiqx.errors import CheckpointError
+from pamiqx.api.errors import CheckpointError
 
 FORMAT_VERSION = 1
 _PREFIX = "step-"

@@ -20,7 +20,7 @@ from rich.markup import escape
 
 from pamiqx import __version__
 from pamiqx.api import PLUGIN_KINDS
-from pamiqx.errors import PamiqxError
+from pamiqx.api.errors import PamiqxError
 
 USER_ERROR_EXIT = 2
 

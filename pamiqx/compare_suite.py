@@ -58,7 +58,7 @@ from typing import Any, Literal
 
 import attrs
 
-from pamiqx.errors import PamiqxError
+from pamiqx.api.errors import PamiqxError
 
 DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_JOBS = 2

@@ -10,6 +10,7 @@ attrs classes and ``Any``.
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -17,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from pamiqx.errors import ExperimentError
+from pamiqx.api.errors import ExperimentError
 from pamiqx.suggest import did_you_mean
 
 
@@ -74,7 +75,7 @@ def _type_name(tp: Any) -> str:
     if tp is int:
         return "an integer"
     if tp is float:
-        return "a number"
+        return "a finite number"
     if tp is str:
         return "a string"
     if origin is typing.Literal:
@@ -126,10 +127,25 @@ class Structurer:
                     _join(key, field.name),
                     f"missing required key; expected {_type_name(field.type)}.",
                 )
+        for field in fields:
+            self._validate_field(field, kwargs, key)
         try:
             return cls(**kwargs)
         except (ValueError, TypeError) as error:
             raise self.error(key, f"invalid value: {error}") from None
+
+    def _validate_field(
+        self, field: attrs.Attribute[Any], kwargs: dict[str, Any], key: str
+    ) -> None:
+        """Run one field's validator first, so that an error names the field's own key."""
+        if field.validator is None or field.name not in kwargs:
+            return
+        try:
+            field.validator(None, field, kwargs[field.name])
+        except (ValueError, TypeError) as error:
+            raise self.error(_join(key, field.name), f"invalid value: {error}") from None
+        except AttributeError:
+            pass  # a validator that needs the instance runs again when it is built
 
     def convert(self, tp: Any, value: object, key: str) -> Any:
         """Check and convert one value to the type ``tp``."""
@@ -196,7 +212,9 @@ def _is_int(value: object) -> bool:
 _SCALARS: dict[Any, tuple[Callable[[object], bool], Callable[[Any], Any]]] = {
     bool: (lambda v: isinstance(v, bool), bool),
     int: (_is_int, int),
-    float: (lambda v: _is_int(v) or isinstance(v, float), float),
+    # inf and nan are TOML floats, but no option means them: a learning rate of inf
+    # passes every range check and turns the weights to nan.
+    float: (lambda v: _is_int(v) or (isinstance(v, float) and math.isfinite(v)), float),
     str: (lambda v: isinstance(v, str), str),
 }
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pamiqx.errors import PamiqxError
+from pamiqx.api.errors import PamiqxError
 
 if TYPE_CHECKING:
     from pamiqx.experiment import TrackingConfig

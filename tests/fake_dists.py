@@ -62,7 +62,7 @@ def curiosity_module(plugin_name: str, class_name: str = "ZeroCuriosityPlugin") 
             Options = Options
 
             def build(self, options: Any, context: Any, observation_spec: Any, action_spec: Any):
-                from pamiqx.runtime.builtin_curiosity import NoCuriosity
+                from pamiqx.builtin.curiosity import NoCuriosity
 
                 return NoCuriosity(context.device)
 

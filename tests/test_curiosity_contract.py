@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pamiqx.api import Curiosity, CuriosityPlugin, Transitions
-from pamiqx.runtime.builtin_curiosity import NoCuriosityPlugin
+from pamiqx.builtin.curiosity import NoCuriosityPlugin
 from pamiqx.testing import (
     ContractSetup,
     check_curiosity_contract,

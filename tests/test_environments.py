@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from pamiqx.api import BuildContext
+from pamiqx.api.errors import PluginError
 from pamiqx.checkpoint import to_numpy, to_safe
 from pamiqx.envs.gymnasium_env import GymnasiumEnvironment, GymnasiumOptions, GymnasiumPlugin
 from pamiqx.envs.sim_maze import SimMazeOptions, SimMazePlugin
-from pamiqx.errors import PluginError
 
 CONTEXT = BuildContext("t", seed=5)
 

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from pamiqx.api import BuildContext
+from pamiqx.api.errors import PluginError
 from pamiqx.checkpoint import to_numpy, to_safe
 from pamiqx.envs.gymnasium_env import GymnasiumEnvironment, GymnasiumOptions, GymnasiumPlugin
-from pamiqx.errors import PluginError
 
 pytest.importorskip("minigrid")
 

@@ -4,16 +4,18 @@ import pytest
 import torch
 from torch.distributions import Categorical
 
-from pamiqx.models.networks import (
+from pamiqx.api import (
     ActionDistribution,
-    ActorCritic,
     ConvEncoder,
     DiscreteHead,
     MLPEncoder,
     MultiDiscreteHead,
-    RecurrentCore,
     ValueHeads,
+    one_hot_actions,
+    one_hot_width,
 )
+from pamiqx.models.actor_critic import ActorCritic
+from pamiqx.models.recurrent import RecurrentCore
 
 
 @pytest.fixture(autouse=True)
@@ -242,7 +244,6 @@ def test_policy_learns_to_prefer_target_action() -> None:
 
 
 def test_one_hot_actions_discrete_and_multi_discrete() -> None:
-    from pamiqx.models.networks import one_hot_actions, one_hot_width
 
     assert one_hot_actions(torch.tensor([2, 0]), (4,)).tolist() == [[0, 0, 1, 0], [1, 0, 0, 0]]
     # A multi-discrete space of one sub-action keeps its sub-action axis.

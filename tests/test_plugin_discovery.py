@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pamiqx.errors import PluginError
+from pamiqx.api.errors import PluginError
 from pamiqx.plugins.manager import PluginManager, load_plugins
 from pamiqx.testing import check_plugin_distribution
 from tests.fake_dists import curiosity_module, write_distribution

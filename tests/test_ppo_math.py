@@ -3,13 +3,9 @@ import math
 import pytest
 import torch
 
-from pamiqx.runtime.ppo_math import (
-    PPOLossConfig,
-    compute_gae,
-    explained_variance,
-    normalize_advantages,
-    ppo_loss,
-)
+from pamiqx.learner.advantages import compute_gae, normalize_advantages
+from pamiqx.learner.loss import explained_variance, ppo_loss
+from pamiqx.learner.options import PPOOptions
 
 
 def col(*xs: float) -> torch.Tensor:
@@ -116,7 +112,7 @@ def test_normalize_advantages() -> None:
 def _loss(
     new_lp: torch.Tensor,
     adv: torch.Tensor,
-    config: PPOLossConfig,
+    config: PPOOptions,
     *,
     new_v: torch.Tensor | None = None,
     old_v: torch.Tensor | None = None,
@@ -138,7 +134,7 @@ def _loss(
 
 def test_ppo_loss_ratio_one_is_minus_mean_advantage() -> None:
     adv = torch.tensor([1.0, -2.0, 4.0, 0.5])
-    loss, metrics = _loss(torch.zeros(4), adv, PPOLossConfig(entropy_coef=0.0))
+    loss, metrics = _loss(torch.zeros(4), adv, PPOOptions(entropy_coef=0.0))
     assert loss.item() == pytest.approx(-adv.mean().item())
     assert metrics["loss/policy"] == pytest.approx(-0.875)
     assert metrics["loss/value_ext"] == 0.0
@@ -158,7 +154,7 @@ def test_ppo_loss_ratio_one_is_minus_mean_advantage() -> None:
 def test_ppo_loss_clipped_ratio_has_zero_gradient_for_positive_advantage() -> None:
     new_lp = torch.full((3,), math.log(2.0), requires_grad=True)
     adv = torch.tensor([1.0, 2.0, 0.5])
-    loss, metrics = _loss(new_lp, adv, PPOLossConfig(clip_range=0.2))
+    loss, metrics = _loss(new_lp, adv, PPOOptions(clip_range=0.2))
     loss.backward()
     assert new_lp.grad is not None
     assert torch.all(new_lp.grad == 0.0)
@@ -172,7 +168,7 @@ def test_ppo_loss_unclipped_side_keeps_gradient_for_negative_advantage() -> None
     # Ratio 2 with a negative advantage: the min picks the unclipped (worse) term.
     new_lp = torch.full((2,), math.log(2.0), requires_grad=True)
     adv = torch.tensor([-1.0, -1.0])
-    loss, _ = _loss(new_lp, adv, PPOLossConfig(clip_range=0.2))
+    loss, _ = _loss(new_lp, adv, PPOOptions(clip_range=0.2))
     loss.backward()
     assert new_lp.grad is not None
     # d/dlp of -(ratio * adv).mean() = -ratio * adv / B = 2 * 1 / 2 = 1
@@ -184,11 +180,11 @@ def test_value_loss_unclipped_and_clipped() -> None:
     new_v = torch.tensor([1.0, 0.1], requires_grad=True)
     old_v = torch.zeros(2)
     ret = torch.tensor([1.0, 0.1])
-    cfg = PPOLossConfig(value_coef=1.0, entropy_coef=0.0)
+    cfg = PPOOptions(value_coef=1.0, entropy_coef=0.0)
     loss, metrics = _loss(torch.zeros(2), adv, cfg, new_v=new_v, old_v=old_v, ret=ret)
     assert metrics["loss/value_ext"] == 0.0  # prediction already equals the target
 
-    cfg = PPOLossConfig(value_coef=1.0, entropy_coef=0.0, value_clip_range=0.2)
+    cfg = PPOOptions(value_coef=1.0, entropy_coef=0.0, value_clip_range=0.2)
     loss, metrics = _loss(torch.zeros(2), adv, cfg, new_v=new_v, old_v=old_v, ret=ret)
     # Sample 0: clipped value 0.2 -> (0.8)^2 = 0.64 dominates; sample 1 within range -> 0.
     assert metrics["loss/value_ext"] == pytest.approx(0.5 * 0.64 / 2)
@@ -211,7 +207,7 @@ def test_value_loss_sums_streams_with_coef() -> None:
         zeros,
         zeros,
         torch.zeros(2),
-        PPOLossConfig(value_coef=0.5),
+        PPOOptions(value_coef=0.5),
     )
     assert metrics["loss/value_ext"] == pytest.approx(0.5)
     assert metrics["loss/value_int"] == pytest.approx(2.0)
@@ -220,7 +216,7 @@ def test_value_loss_sums_streams_with_coef() -> None:
 
 def test_more_entropy_lowers_loss() -> None:
     adv = torch.tensor([1.0, -1.0])
-    cfg = PPOLossConfig(entropy_coef=0.1)
+    cfg = PPOOptions(entropy_coef=0.1)
     low, _ = _loss(torch.zeros(2), adv, cfg, entropy=torch.full((2,), 0.5))
     high, m_high = _loss(torch.zeros(2), adv, cfg, entropy=torch.full((2,), 1.5))
     assert high.item() < low.item()
@@ -230,7 +226,7 @@ def test_more_entropy_lowers_loss() -> None:
 
 def test_ppo_loss_rejects_mismatches() -> None:
     z = torch.zeros(3)
-    cfg = PPOLossConfig()
+    cfg = PPOOptions()
     with pytest.raises(ValueError, match="streams"):
         ppo_loss(z, z, z, {"ext": z}, {"int": z}, {"ext": z}, z, cfg)
     with pytest.raises(ValueError, match="shape"):
@@ -240,13 +236,13 @@ def test_ppo_loss_rejects_mismatches() -> None:
 
 
 def test_config_validation() -> None:
-    assert PPOLossConfig() == PPOLossConfig(0.2, None, 0.5, 0.01)
+    assert PPOOptions() == PPOOptions(0.2, None, 0.5, 0.01)
     with pytest.raises(ValueError):
-        PPOLossConfig(clip_range=0.0)
+        PPOOptions(clip_range=0.0)
     with pytest.raises(ValueError):
-        PPOLossConfig(value_clip_range=-1.0)
+        PPOOptions(value_clip_range=-1.0)
     with pytest.raises(ValueError):
-        PPOLossConfig(entropy_coef=-0.1)
+        PPOOptions(entropy_coef=-0.1)
 
 
 def test_explained_variance() -> None:

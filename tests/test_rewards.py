@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from pamiqx.runtime.rewards import (
+from pamiqx.api.statistics import ObservationNormalizer, RunningMeanStd
+from pamiqx.learner.advantages import (
     IntrinsicRewardNormalizer,
-    ObservationNormalizer,
     RewardForwardFilter,
-    RunningMeanStd,
     mix_advantages,
 )
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pamiqx.errors import PamiqxError
+from pamiqx.api.errors import PamiqxError
 from pamiqx.experiment import TrackingConfig
 from pamiqx.tracking import AimTracker, NullTracker, open_tracker, read_metrics, read_params
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from pamiqx.errors import PamiqxError
+from pamiqx.api.errors import PamiqxError
 
 __all__ = [
     "COVERAGE",

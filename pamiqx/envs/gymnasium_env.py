@@ -30,7 +30,7 @@ from pamiqx.api import (
     EnvStep,
     ObservationSpec,
 )
-from pamiqx.errors import PluginError
+from pamiqx.api.errors import PluginError
 from pamiqx.suggest import did_you_mean
 
 if TYPE_CHECKING:

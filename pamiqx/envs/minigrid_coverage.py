@@ -29,7 +29,7 @@ import numpy.typing as npt
 from minigrid.core.grid import Grid
 from minigrid.minigrid_env import MiniGridEnv
 
-from pamiqx.errors import PluginError
+from pamiqx.api.errors import PluginError
 
 
 def reachable_cells(grid: Grid, start: tuple[int, int]) -> npt.NDArray[np.bool_]:

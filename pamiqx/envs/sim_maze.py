@@ -14,7 +14,7 @@ from pamiqx.api import (
     EnvStep,
     ObservationSpec,
 )
-from pamiqx.locomotion import locomotion_action_spec
+from pamiqx.api.environment import locomotion_action_spec
 
 if TYPE_CHECKING:
     import numpy as np

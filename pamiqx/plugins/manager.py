@@ -1,10 +1,15 @@
 """Entry-point discovery and the registry of named plugins.
 
-Every distribution's ``pamiqx`` entry points are imported one by one; a module
-that raises on import, or a hook that raises while registering, becomes a
-:class:`LoadFailure` instead of stopping the host. Two distributions giving one
-name are both kept; looking the name up is then an error naming both, and
-``distribution:name`` picks one.
+Every distribution's ``pamiqx`` entry points are imported one by one; a
+distribution written for another plugin API (its ``pamiqx`` requirement
+excludes this pamiqx), a module that raises on import, or a hook that raises
+while registering becomes a :class:`LoadFailure` instead of stopping the host.
+Two distributions giving one name are both kept; looking the name up is then an
+error naming both, and ``distribution:name`` picks one.
+
+Every hook is called through pluggy's hook relay (registration hooks through a
+caller restricted to the module being registered), so pluggy's tracing,
+ordering and wrappers apply to all of them.
 
 Environment variables:
     PAMIQX_PLUGINS: comma-separated distribution names; only these (and the host
@@ -16,18 +21,22 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable
-from importlib.metadata import EntryPoint, entry_points
+import threading
+from collections.abc import Iterable
+from importlib.metadata import Distribution, EntryPoint, entry_points
 from types import ModuleType
 from typing import Any
 
 import attrs
 import pluggy
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
 
-from pamiqx.api import PLUGIN_KINDS, Plugin, PluginKind
-from pamiqx.errors import PluginError
-from pamiqx.markers import ENTRY_POINT_GROUP, PROJECT_NAME
-from pamiqx.plugins import hookspecs
+from pamiqx import __version__
+from pamiqx.api import API_VERSION, PLUGIN_KINDS, Plugin, PluginKind
+from pamiqx.api import hooks as hookspecs
+from pamiqx.api.errors import PluginError
+from pamiqx.api.hooks import ENTRY_POINT_GROUP, PROJECT_NAME
 from pamiqx.suggest import did_you_mean
 
 HOST_DISTRIBUTION = "pamiqx"
@@ -36,6 +45,12 @@ _REGISTRATION_HOOKS: dict[PluginKind, str] = {
     "model": "pamiqx_register_models",
     "curiosity": "pamiqx_register_curiosities",
 }
+_LIFECYCLE_HOOKS = (
+    "pamiqx_experiment_start",
+    "pamiqx_experiment_end",
+    "pamiqx_metrics_emitted",
+    "pamiqx_checkpoint_saved",
+)
 
 
 @attrs.frozen
@@ -93,6 +108,8 @@ class PluginManager:
         self.entries: list[PluginEntry] = []
         self.failures: list[LoadFailure] = []
         self._distribution_of: dict[str, tuple[str, str]] = {}
+        # Errors of isolated lifecycle implementations, per calling thread.
+        self._hook_errors = threading.local()
 
     def load_entry_points(self) -> PluginManager:
         """Import every entry point of the ``pamiqx`` group and register its plugins.
@@ -108,14 +125,17 @@ class PluginManager:
             if key in seen or (self._only is not None and _normalise(dist_name) not in self._only):
                 continue
             seen.add(key)
+            mismatch = _api_mismatch(entry_point.dist, dist_name)
+            if mismatch is not None:  # not imported: its imports may not exist here
+                self.failures.append(LoadFailure(dist_name, version, entry_point.value, mismatch))
+                continue
             try:
                 module = entry_point.load()
             except BaseException as error:  # a plugin calling sys.exit() on import fails too
                 if isinstance(error, KeyboardInterrupt):
                     raise
-                self.failures.append(
-                    LoadFailure(dist_name, version, entry_point.value, _format_exception(error))
-                )
+                reason = _format_exception(error) + _internal_import_hint(error, entry_point.module)
+                self.failures.append(LoadFailure(dist_name, version, entry_point.value, reason))
                 continue
             self.register_module(module, dist_name, version, entry_point.value)
         return self
@@ -140,21 +160,44 @@ class PluginManager:
             )
             return
         self._distribution_of[plugin_name] = (distribution, version)
+        others = [p for p in self.hooks.get_plugins() if p is not module]
         for kind, hook_name in _REGISTRATION_HOOKS.items():
+            if not _implements(self.hooks, hook_name, module):
+                continue
+            # Through the relay, restricted to this module: one plugin's failure is
+            # its own distribution's load failure and cannot hide the others' plugins.
+            caller = self.hooks.subset_hook_caller(hook_name, remove_plugins=others)
+            try:
+                declared = [cls for result in caller() for cls in (result or [])]
+                new = [self._entry(kind, cls, distribution, version) for cls in declared]
+            except Exception as error:  # noqa: BLE001 - one plugin's bug must not hide others
+                self.failures.append(
+                    LoadFailure(distribution, version, label, _format_exception(error))
+                )
+                continue
+            self.entries.extend(new)
+        for hook_name in _LIFECYCLE_HOOKS:
             for impl in getattr(self.hooks.hook, hook_name).get_hookimpls():
-                if impl.plugin is not module:
-                    continue
-                # Each implementation is called on its own so that one failing
-                # plugin cannot hide the plugins of the others.
-                try:
-                    declared = impl.function() or []
-                    new = [self._entry(kind, cls, distribution, version) for cls in declared]
-                except Exception as error:  # noqa: BLE001 - one plugin's bug must not hide others
-                    self.failures.append(
-                        LoadFailure(distribution, version, label, _format_exception(error))
-                    )
-                    continue
-                self.entries.extend(new)
+                if impl.plugin is module and not (impl.hookwrapper or impl.wrapper):
+                    impl.function = self._isolated(impl.function, f"{plugin_name}.{hook_name}")
+
+    def _isolated(self, function: Any, label: str) -> Any:
+        """Wrap a lifecycle implementation so that its exception is reported, not raised."""
+
+        def call(*args: Any) -> Any:
+            try:
+                return function(*args)
+            except Exception as error:  # noqa: BLE001 - an observer must not end the run
+                self._errors().append(f"{label}: {_format_exception(error)}")
+                return None
+
+        return call
+
+    def _errors(self) -> list[str]:
+        errors: list[str] | None = getattr(self._hook_errors, "errors", None)
+        if errors is None:
+            errors = self._hook_errors.errors = []
+        return errors
 
     @staticmethod
     def _entry(kind: PluginKind, cls: object, distribution: str, version: str) -> PluginEntry:
@@ -217,7 +260,7 @@ class PluginManager:
         raise PluginError(f"{message}{suggestion} Installed {kind} plugins: {available}.")
 
     def call_lifecycle(self, hook_name: str, **kwargs: Any) -> list[str]:
-        """Call a lifecycle hook on every plugin, each isolated from the others' errors.
+        """Call a lifecycle hook through the relay, each implementation isolated from the others.
 
         Args:
             hook_name: One of the ``pamiqx_experiment_*`` / ``pamiqx_*_saved`` hooks.
@@ -226,14 +269,60 @@ class PluginManager:
         Returns:
             One line per implementation that raised (the run goes on without it).
         """
-        errors: list[str] = []
-        caller: Callable[..., Any] = getattr(self.hooks.hook, hook_name)
-        for impl in caller.get_hookimpls():  # type: ignore[attr-defined]
-            try:
-                impl.function(**{k: kwargs[k] for k in impl.argnames})
-            except Exception as error:  # noqa: BLE001 - an observer must not end the run
-                errors.append(f"{impl.plugin_name}.{hook_name}: {_format_exception(error)}")
-        return errors
+        errors = self._errors()
+        errors.clear()
+        try:
+            getattr(self.hooks.hook, hook_name)(**kwargs)
+        except Exception as error:  # noqa: BLE001 - a failing hook wrapper, reported likewise
+            errors.append(f"{hook_name}: {_format_exception(error)}")
+        reported = list(errors)
+        errors.clear()
+        return reported
+
+
+def _implements(hooks: pluggy.PluginManager, hook_name: str, module: object) -> bool:
+    return any(impl.plugin is module for impl in getattr(hooks.hook, hook_name).get_hookimpls())
+
+
+def _api_mismatch(dist: Distribution | None, dist_name: str) -> str | None:
+    """Return why a distribution's ``pamiqx`` requirement excludes this pamiqx, or None."""
+    if dist is None or _normalise(dist_name) == HOST_DISTRIBUTION:
+        return None
+    try:
+        here = Version(__version__)
+    except InvalidVersion:  # a source tree without metadata: nothing to compare
+        return None
+    for line in dist.requires or []:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if _normalise(requirement.name) != HOST_DISTRIBUTION:
+            continue
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        if not requirement.specifier.contains(here, prereleases=True):
+            return (
+                f"written for pamiqx{requirement.specifier}, but this is pamiqx {here} "
+                f"(plugin API {API_VERSION}); install a release of {dist_name} made for "
+                f"pamiqx {API_VERSION}"
+            )
+    return None
+
+
+def _internal_import_hint(error: BaseException, own_module: str) -> str:
+    """Explain an import of a pamiqx module that is not the plugin API."""
+    name = getattr(error, "name", None)
+    if not isinstance(error, ImportError) or not name or not name.startswith("pamiqx."):
+        return ""
+    if own_module == name or own_module.startswith(name + "."):
+        return ""  # the entry point's own module is missing (a stale install)
+    if name == "pamiqx.api" or name.startswith("pamiqx.api."):
+        return f" (the plugin needs a name that plugin API {API_VERSION} does not have)"
+    return (
+        f" (plugins may import only pamiqx.api, plugin API {API_VERSION}; "
+        f"'{name}' is not part of it)"
+    )
 
 
 def _normalise(name: str) -> str:

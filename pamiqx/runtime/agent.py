@@ -1,8 +1,12 @@
-"""The acting side: policy inference for a batch of worlds, and online curiosity scoring."""
+"""The acting side: policy inference for a batch of worlds, and online curiosity scoring.
+
+The agent keeps the acting state (the recurrent state and the last actions) and
+nothing else; when a step is scored is the collector's decision
+(:class:`pamiqx.runtime.collector.Collector`).
+"""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import attrs
@@ -10,8 +14,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from pamiqx.api import Curiosity, PolicyStep
-from pamiqx.models.networks import PolicyNetwork
+from pamiqx.api.curiosity import Curiosity
+from pamiqx.api.policy import PolicyNetwork, PolicyStep
+from pamiqx.precision import autocast_context
 
 
 @attrs.frozen
@@ -40,15 +45,6 @@ class AgentStep:
     online_reward: torch.Tensor | None
 
 
-def autocast_context(
-    device: torch.device, precision: str
-) -> contextlib.AbstractContextManager[Any]:
-    """Return bf16 autocast on CUDA when asked for, else a no-op context."""
-    if precision == "bf16" and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 class PolicyAgent:
     """Samples actions for ``E`` worlds and keeps their recurrent state.
 
@@ -67,13 +63,11 @@ class PolicyAgent:
         """Create the agent with a zero recurrent state."""
         self.policy = policy
         self.curiosity = curiosity
-        self.online = curiosity.style == "online"
         self.num_envs = num_envs
         self.device = device
         self.precision = precision
         self.hidden = policy.initial_state(num_envs, device)
         self.prev_actions: torch.Tensor | None = None
-        self._scored_current = False
 
     def _score(
         self, obs: torch.Tensor, starts: torch.Tensor, out: PolicyStep
@@ -95,16 +89,21 @@ class PolicyAgent:
 
     @torch.inference_mode()
     def act(
-        self, observations: npt.NDArray[Any], episode_starts: npt.NDArray[np.bool_]
-    ) -> tuple[npt.NDArray[np.int64], AgentStep]:
+        self,
+        observations: npt.NDArray[Any],
+        episode_starts: npt.NDArray[np.bool_],
+        score: bool = False,
+    ) -> AgentStep:
         """Sample actions for the current observations.
 
         Args:
             observations: ``(E, ...)`` current observations.
             episode_starts: ``(E,)`` which of them start a new episode.
+            score: Ask the online curiosity for the reward of the transition that
+                produced these observations.
 
         Returns:
-            The actions as a numpy array and the step record for the rollout.
+            The step record for the rollout (actions included).
         """
         obs_cpu = torch.from_numpy(np.ascontiguousarray(observations))
         starts_cpu = torch.from_numpy(np.asarray(episode_starts, dtype=np.bool_))
@@ -115,10 +114,7 @@ class PolicyAgent:
             out = self.policy(obs, hidden_before, reset=starts)
             actions, internal, log_probs = self._sample(out)
             self.hidden = self.policy.fold_action(out.hidden, actions, internal)
-        online_reward = None
-        if self.online and not self._scored_current:
-            online_reward = self._score(obs, starts, out)
-        self._scored_current = False
+        online_reward = self._score(obs, starts, out) if score else None
         self.prev_actions = actions
         values = out.values
         step = AgentStep(
@@ -131,16 +127,21 @@ class PolicyAgent:
             values={k: v.float().cpu() for k, v in values.items()},
             online_reward=online_reward,
         )
-        return step.actions.numpy(), step
+        return step
 
     @torch.inference_mode()
     def bootstrap(
-        self, observations: npt.NDArray[Any], episode_starts: npt.NDArray[np.bool_]
+        self,
+        observations: npt.NDArray[Any],
+        episode_starts: npt.NDArray[np.bool_],
+        score: bool = False,
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         """Value of the observations after a rollout, without advancing the agent.
 
-        For an online curiosity this also scores the rollout's last transition
-        (the next :meth:`act` on the same observations does not score it again).
+        Args:
+            observations: ``(E, ...)`` the observations after the rollout's last step.
+            episode_starts: ``(E,)`` which of them start a new episode.
+            score: Ask the online curiosity for the reward of the rollout's last transition.
 
         Returns:
             Values per stream ``(E,)`` and the online reward of the last step (or None).
@@ -149,10 +150,7 @@ class PolicyAgent:
         starts = torch.from_numpy(np.asarray(episode_starts, dtype=np.bool_)).to(self.device)
         with autocast_context(self.device, self.precision):
             out = self.policy(obs, self.hidden, reset=starts)
-        online_reward = None
-        if self.online and not self._scored_current:
-            online_reward = self._score(obs, starts, out)
-            self._scored_current = True
+        online_reward = self._score(obs, starts, out) if score else None
         return {k: v.float() for k, v in out.values.items()}, online_reward
 
     def state_dict(self) -> dict[str, Any]:
@@ -160,7 +158,6 @@ class PolicyAgent:
         return {
             "hidden": self.hidden.cpu(),
             "prev_actions": None if self.prev_actions is None else self.prev_actions.cpu(),
-            "scored_current": self._scored_current,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -168,4 +165,3 @@ class PolicyAgent:
         self.hidden = state["hidden"].to(self.device)
         prev = state["prev_actions"]
         self.prev_actions = None if prev is None else prev.to(self.device)
-        self._scored_current = bool(state["scored_current"])

@@ -1,4 +1,4 @@
-"""Experiment + plugin registry -> the pieces of a run (worlds, models, curiosity, learner)."""
+"""Experiment + plugin registry -> the pieces of a run (worlds, models, curiosity, collector, learner)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,16 @@ import attrs
 import numpy as np
 import torch
 
-from pamiqx.api import (
-    BuildContext,
-    Curiosity,
-    CuriosityPlugin,
-    Environment,
-    EnvironmentPlugin,
-    ModelPlugin,
-)
-from pamiqx.errors import EnvironmentUnavailableError, PamiqxError, PluginError
+from pamiqx.api.curiosity import Curiosity, CuriosityPlugin
+from pamiqx.api.environment import Environment, EnvironmentPlugin
+from pamiqx.api.errors import EnvironmentUnavailableError, PamiqxError, PluginError
+from pamiqx.api.model import ModelPlugin
+from pamiqx.api.plugin import BuildContext
+from pamiqx.api.policy import PolicyNetwork
 from pamiqx.experiment import ResolvedExperiment, ResolvedPlugin
-from pamiqx.models.networks import PolicyNetwork
+from pamiqx.learner.ppo import PPOLearner
 from pamiqx.runtime.agent import PolicyAgent
-from pamiqx.runtime.ppo import PPOLearner
+from pamiqx.runtime.collector import Collector
 from pamiqx.runtime.rollout import Rollout
 
 
@@ -56,7 +53,7 @@ class Components:
     models: dict[str, torch.nn.Module]
     policy: PolicyNetwork
     curiosity: Curiosity
-    agent: PolicyAgent
+    collector: Collector
     learner: PPOLearner
     device: torch.device
 
@@ -149,16 +146,17 @@ def build_components(
         if not isinstance(owned, PolicyNetwork):
             raise PluginError(
                 f"curiosity plugin '{resolved.curiosity.entry.name}' returned a policy network "
-                "that is not a pamiqx.models.networks.PolicyNetwork."
+                "that is not a pamiqx.api.PolicyNetwork."
             )
         models["policy"] = owned.to(device)
     policy = models["policy"]
     if not isinstance(policy, PolicyNetwork):
         raise PluginError(
             f"[models.policy] plugin '{resolved.models['policy'].entry.name}' must build a "
-            "pamiqx.models.networks.PolicyNetwork (the PPO learner drives it)."
+            "pamiqx.api.PolicyNetwork (the PPO learner drives it)."
         )
     agent = PolicyAgent(policy, curiosity, len(envs), device, exp.run.precision)
+    collector = Collector(agent, lambda: new_rollout(resolved, envs, policy), device)
     learner = PPOLearner(
         policy,
         exp.policy,
@@ -166,7 +164,7 @@ def build_components(
         exp.run.precision,
         generator=torch.Generator().manual_seed(exp.seed),
     )
-    return Components(envs, models, policy, curiosity, agent, learner, device)
+    return Components(envs, models, policy, curiosity, collector, learner, device)
 
 
 def new_rollout(

@@ -34,12 +34,14 @@ from pamiq_core.data.impls import SequentialBuffer
 from pamiq_core.interaction import FixedIntervalInteraction
 from pamiq_core.state_persistence import StatesKeeper
 
-from pamiqx.api import Environment, EnvStep
+from pamiqx.api.environment import Environment, EnvStep
+from pamiqx.learner.batch import RolloutBatch
 from pamiqx.runtime.agent import PolicyAgent
 from pamiqx.runtime.build import Components
-from pamiqx.runtime.launch import StopRequest
-from pamiqx.runtime.rollout import Rollout, RolloutBatch
+from pamiqx.runtime.collector import Collector
+from pamiqx.runtime.signals import StopRequest
 from pamiqx.runtime.training import train_phase
+from pamiqx.runtime.worlds import evaluation_metrics
 
 ROLLOUTS = "rollouts"
 # Seconds a thread holds the GIL before another may take it, during a real-time run.
@@ -91,10 +93,8 @@ class RealtimeAgent(Agent[EnvStep, npt.NDArray[np.int64]]):
 
     def __init__(
         self,
-        agent: PolicyAgent,
+        collector: Collector,
         lock: threading.Lock,
-        make_rollout: Callable[[], Rollout],
-        rollout: Rollout,
         start_step: int,
         max_steps: int,
         on_step: Callable[[int], None],
@@ -104,10 +104,8 @@ class RealtimeAgent(Agent[EnvStep, npt.NDArray[np.int64]]):
         """Create the agent side.
 
         Args:
-            agent: The policy agent (its policy is the inference copy).
+            collector: Collects with the inference copy of the policy (restored on resume).
             lock: Guards the inference copy against the trainer's sync.
-            make_rollout: Allocates an empty rollout.
-            rollout: The rollout to continue (restored on resume).
             start_step: Steps already done.
             max_steps: Steps after which the agent only sends no-op actions.
             on_step: Called with the step count after each step.
@@ -115,17 +113,14 @@ class RealtimeAgent(Agent[EnvStep, npt.NDArray[np.int64]]):
             noop_action: The action sent once ``max_steps`` is reached.
         """
         super().__init__()
-        self.agent = agent
+        self.collector = collector
         self.lock = lock
-        self.make_rollout = make_rollout
-        self.rollout = rollout
         self.step_count = start_step
         self.max_steps = max_steps
         self.on_step = on_step
         self.failure = failure
         self.noop = noop_action
         self.finished = threading.Event()
-        self.pending = False
         self.latencies: list[float] = []
         self.intervals: list[float] = []
         self._last_step_at: float | None = None
@@ -133,7 +128,7 @@ class RealtimeAgent(Agent[EnvStep, npt.NDArray[np.int64]]):
     def on_data_collectors_attached(self) -> None:
         """Keep the rollout collector (pamiq-core hands it out once)."""
         super().on_data_collectors_attached()
-        self.collector = self.get_data_collector(ROLLOUTS)
+        self.rollouts = self.get_data_collector(ROLLOUTS)
 
     def step(self, observation: EnvStep) -> npt.NDArray[np.int64]:
         """Record the outcome of the last action, then choose the next one."""
@@ -153,33 +148,20 @@ class RealtimeAgent(Agent[EnvStep, npt.NDArray[np.int64]]):
     def _step(self, observation: EnvStep) -> npt.NDArray[np.int64]:
         obs = observation.observation[None]
         start = np.array([observation.episode_start])
-        if self.pending:
-            self.rollout.complete_step(
-                np.array([observation.reward], dtype=np.float32), start, torch.from_numpy(obs)
-            )
-            self.pending = False
+        if self.collector.pending:
+            reward = np.array([observation.reward], dtype=np.float32)
+            with self.lock:
+                batch = self.collector.complete(obs, reward, start)
             self.step_count += 1
             self.on_step(self.step_count)
-            if self.rollout.full:
-                self._hand_over(obs, start)
+            if batch is not None:
+                self.rollouts.collect((self.step_count, batch))
         if self.step_count >= self.max_steps:
             self.finished.set()
             return self.noop
         with self.lock:
-            actions, record = self.agent.act(obs, start)
-        self.rollout.record(record)
-        self.pending = True
+            actions = self.collector.act(obs, start)
         return np.asarray(actions[0], dtype=np.int64)
-
-    def _hand_over(self, obs: npt.NDArray[Any], start: npt.NDArray[np.bool_]) -> None:
-        with self.lock:
-            last_values, online_last = self.agent.bootstrap(obs, start)
-        self.rollout.score_last(online_last)
-        batch = self.rollout.batch(
-            torch.device("cpu"), {k: v.cpu() for k, v in last_values.items()}
-        )
-        self.collector.collect((self.step_count, batch))
-        self.rollout = self.make_rollout()
 
     def timing(self) -> dict[str, float]:
         """Return and reset step latency and control-interval statistics (milliseconds)."""
@@ -227,17 +209,11 @@ class PPOTrainer(Trainer):
                 self.inference_policy.load_state_dict(self.c.policy.state_dict())
             metrics["perf/train_seconds"] = wall.perf_counter() - started
             metrics.update(self.timing())
-            metrics.update(_evaluation(self.c.envs))
+            metrics.update(evaluation_metrics(self.c.envs))
             self.on_phase(step, metrics)
         except BaseException as error:
             self.failure.record(error)
             raise
-
-
-def _evaluation(envs: Iterable[Environment]) -> dict[str, float]:
-    from pamiqx.runtime.launch import evaluation_metrics
-
-    return evaluation_metrics(list(envs))
 
 
 class _CheckpointOnSave(StatesKeeper):
@@ -258,8 +234,6 @@ class _CheckpointOnSave(StatesKeeper):
 
 def run_realtime(
     components: Components,
-    rollout: Rollout,
-    make_rollout: Callable[[], Rollout],
     start_step: int,
     max_steps: int,
     time_scale: float,
@@ -273,9 +247,7 @@ def run_realtime(
     """Run a real-time world with pamiq-core until ``max_steps`` or a stop request.
 
     Args:
-        components: Worlds (exactly one), agent, curiosity and learner.
-        rollout: The rollout to continue.
-        make_rollout: Allocates an empty rollout.
+        components: Worlds (exactly one), collector, curiosity and learner.
         start_step: Steps already done.
         max_steps: Steps to reach.
         time_scale: pamiq-core time scale (1 for a real world).
@@ -302,16 +274,16 @@ def run_realtime(
         components.curiosity,
         1,
         components.device,
-        components.agent.precision,
+        components.collector.agent.precision,
     )
-    acting.load_state_dict(components.agent.state_dict())
-    components.agent = acting
+    # Full rollouts go to the training thread on the CPU, one transfer per rollout.
+    collector = Collector(acting, components.collector.make_rollout, torch.device("cpu"))
+    collector.load_state_dict(components.collector.state_dict())
+    components.collector = collector
     failure = Failure()
     spec = env.action_spec
     noop = np.zeros(() if spec.kind == "discrete" else (len(spec.nvec),), dtype=np.int64)
-    agent = RealtimeAgent(
-        acting, lock, make_rollout, rollout, start_step, max_steps, on_step, failure, noop
-    )
+    agent = RealtimeAgent(collector, lock, start_step, max_steps, on_step, failure, noop)
     trainer = PPOTrainer(components, acting_policy, lock, on_phase, agent.timing, failure)
     interaction = FixedIntervalInteraction.with_sleep_adjustor(
         agent, RealtimeEnvironment(env), interval
@@ -344,7 +316,6 @@ def run_realtime(
         torch.set_num_threads(threads)
         sys.setswitchinterval(switch_interval)
     shutil.rmtree(states_dir, ignore_errors=True)
-    components.agent = acting
     if failure.error is not None:
         raise failure.error
 

@@ -1,21 +1,22 @@
 """Rollout storage: ``T`` steps of ``E`` worlds in preallocated CPU tensors.
 
-Everything the learner and the curiosity need for one training phase. It is
-filled step by step by the agent, moved to the training device once per
-batch, and saved whole in checkpoints (a run interrupted mid-rollout resumes
-at the same step with the same partial rollout).
+Everything the learner and the curiosity need for one training phase. The
+collector fills it step by step, it becomes a :class:`RolloutBatch` on the
+training device once full, and a partial one is saved whole in checkpoints (a
+run interrupted mid-rollout resumes at the same step with the same partial
+rollout).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import attrs
 import numpy as np
 import numpy.typing as npt
 import torch
 
-from pamiqx.api import ActionSpec, ObservationSpec, Transitions
+from pamiqx.api.plugin import ActionSpec, ObservationSpec
+from pamiqx.learner.batch import RolloutBatch
 from pamiqx.runtime.agent import AgentStep
 
 _FIELDS = (
@@ -31,60 +32,6 @@ _FIELDS = (
     "episode_starts",
     "hidden",
 )
-
-
-@attrs.define
-class RolloutBatch:
-    """A full rollout on the training device, time-major ``(T, E, ...)``.
-
-    Attributes:
-        observations: ``o_t``.
-        next_observations: ``o_{t+1}`` (the reset observation where ``dones``).
-        actions: ``a_t``.
-        internal: internal actions ``z_t`` taken with ``a_t``, ``(T, E, Z)`` (``Z`` may be 0).
-        log_probs: joint log-probability of ``a_t`` and ``z_t`` when they were taken.
-        values: value estimates at ``o_t`` per stream (``ext``, ``int``).
-        last_values: value estimates at ``o_T`` per stream, ``(E,)``.
-        rewards_ext: extrinsic reward of ``a_t``.
-        rewards_int_online: intrinsic rewards scored while acting (online curiosity).
-        dones: ``a_t`` ended an episode.
-        episode_starts: ``o_t`` started an episode (recurrent state was reset).
-        hidden: recurrent state before step ``t``, ``(T, E, H)``.
-    """
-
-    observations: torch.Tensor
-    next_observations: torch.Tensor
-    actions: torch.Tensor
-    internal: torch.Tensor
-    log_probs: torch.Tensor
-    values: dict[str, torch.Tensor]
-    last_values: dict[str, torch.Tensor]
-    rewards_ext: torch.Tensor
-    rewards_int_online: torch.Tensor
-    dones: torch.Tensor
-    episode_starts: torch.Tensor
-    hidden: torch.Tensor
-
-    def to(self, device: torch.device) -> RolloutBatch:
-        """Return the batch with every tensor on ``device`` (one transfer per tensor)."""
-        moved: dict[str, Any] = {}
-        for field in attrs.fields(RolloutBatch):
-            value = getattr(self, field.name)
-            if isinstance(value, dict):
-                moved[field.name] = {k: v.to(device) for k, v in value.items()}
-            else:
-                moved[field.name] = value.to(device)
-        return RolloutBatch(**moved)
-
-    def transitions(self, online: bool) -> Transitions:
-        """Return the view a curiosity mechanism gets."""
-        return Transitions(
-            observations=self.observations,
-            next_observations=self.next_observations,
-            actions=self.actions,
-            dones=self.dones,
-            intrinsic=self.rewards_int_online if online else None,
-        )
 
 
 class Rollout:
@@ -124,26 +71,17 @@ class Rollout:
         """Return True when ``steps`` steps are stored."""
         return self.size >= self.steps
 
-    def add(
-        self,
-        observations: torch.Tensor,
-        episode_starts: torch.Tensor,
-        hidden: torch.Tensor,
-        actions: torch.Tensor,
-        internal: torch.Tensor,
-        log_probs: torch.Tensor,
-        values: dict[str, torch.Tensor],
-    ) -> None:
+    def add(self, step: AgentStep) -> None:
         """Store what the agent saw and did at the current step (all ``(E, ...)`` CPU tensors)."""
         i = self.size
-        self.observations[i] = observations
-        self.episode_starts[i] = episode_starts
-        self.hidden[i] = hidden
-        self.actions[i] = actions
-        self.internal[i] = internal
-        self.log_probs[i] = log_probs
-        self.values_ext[i] = values["ext"]
-        self.values_int[i] = values["int"]
+        self.observations[i] = step.observations
+        self.episode_starts[i] = step.episode_starts
+        self.hidden[i] = step.hidden
+        self.actions[i] = step.actions
+        self.internal[i] = step.internal
+        self.log_probs[i] = step.log_probs
+        self.values_ext[i] = step.values["ext"]
+        self.values_int[i] = step.values["int"]
 
     def complete_step(
         self,
@@ -161,25 +99,6 @@ class Rollout:
     def set_online_reward(self, index: int, rewards: torch.Tensor) -> None:
         """Store intrinsic rewards an online curiosity scored for step ``index``."""
         self.rewards_int_online[index] = rewards
-
-    def record(self, step: AgentStep) -> None:
-        """Store an agent step, and the online reward it scored for the previous step."""
-        if step.online_reward is not None and self.size > 0:
-            self.set_online_reward(self.size - 1, step.online_reward)
-        self.add(
-            step.observations,
-            step.episode_starts,
-            step.hidden,
-            step.actions,
-            step.internal,
-            step.log_probs,
-            step.values,
-        )
-
-    def score_last(self, online_reward: torch.Tensor | None) -> None:
-        """Store the online reward of the rollout's last step (scored at bootstrap time)."""
-        if online_reward is not None:
-            self.set_online_reward(self.size - 1, online_reward)
 
     def batch(self, device: torch.device, last_values: dict[str, torch.Tensor]) -> RolloutBatch:
         """Return the full rollout on ``device`` (one transfer per tensor)."""
@@ -199,10 +118,6 @@ class Rollout:
             episode_starts=self.episode_starts.to(device),
             hidden=self.hidden.to(device),
         )
-
-    def clear(self) -> None:
-        """Start a new rollout (tensors are reused)."""
-        self.size = 0
 
     def state_dict(self) -> dict[str, Any]:
         """Return the stored steps (only the filled part) for a checkpoint."""

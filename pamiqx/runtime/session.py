@@ -15,7 +15,8 @@ import torch
 from rich.console import Console
 
 from pamiqx import __version__
-from pamiqx.api import Environment
+from pamiqx.api.environment import Environment
+from pamiqx.api.errors import CheckpointError, EnvironmentUnavailableError, PamiqxError
 from pamiqx.checkpoint import (
     create_run_dir,
     find_checkpoint,
@@ -26,18 +27,11 @@ from pamiqx.checkpoint import (
     to_numpy,
 )
 from pamiqx.display import ProgressDisplay, make_display
-from pamiqx.errors import CheckpointError, EnvironmentUnavailableError, PamiqxError
 from pamiqx.experiment import ResolvedExperiment
 from pamiqx.plugins.manager import PluginManager
-from pamiqx.runtime.build import (
-    Components,
-    build_components,
-    build_environments,
-    new_rollout,
-    resolve_device,
-)
-from pamiqx.runtime.launch import LockstepLoop, StopRequest, stop_on_signals
-from pamiqx.runtime.rollout import Rollout
+from pamiqx.runtime.build import Components, build_components, build_environments, resolve_device
+from pamiqx.runtime.lockstep import LockstepLoop
+from pamiqx.runtime.signals import StopRequest, stop_on_signals
 from pamiqx.tracking import Tracker, open_tracker
 
 EXIT_INTERRUPTED = {"SIGINT": 130, "SIGTERM": 143}
@@ -72,7 +66,6 @@ class Run:
         self,
         resolved: ResolvedExperiment,
         components: Components,
-        rollout: Rollout,
         run_dir: Path,
         tracker: Tracker,
         display: ProgressDisplay,
@@ -82,7 +75,6 @@ class Run:
         self.resolved = resolved
         self.exp = resolved.experiment
         self.c = components
-        self.rollout = rollout
         self.run_dir = run_dir
         self.tracker = tracker
         self.display = display
@@ -102,8 +94,7 @@ class Run:
             "models": {role: m.state_dict() for role, m in self.c.models.items()},
             "curiosity": self.c.curiosity.state_dict(),
             "learner": self.c.learner.state_dict(),
-            "agent": self.c.agent.state_dict(),
-            "rollout": self.rollout.state_dict(),
+            "collector": self.c.collector.state_dict(),
             "envs": [env.state_dict() for env in self.c.envs],
             "rng": _rng_state(),
             "first_metrics": dict(self.first_metrics),
@@ -117,8 +108,7 @@ class Run:
                 module.load_state_dict(state["models"][role])
             self.c.curiosity.load_state_dict(state["curiosity"])
             self.c.learner.load_state_dict(state["learner"])
-            self.c.agent.load_state_dict(state["agent"])
-            self.rollout.load_state_dict(state["rollout"])
+            self.c.collector.load_state_dict(state["collector"])
             for env, env_state in zip(self.c.envs, state["envs"], strict=True):
                 env.load_state_dict(to_numpy(env_state))
             _set_rng_state(state["rng"])
@@ -183,11 +173,6 @@ class Run:
         """Save a checkpoint if one is due."""
         if self.checkpoint_due():
             self.checkpoint("periodic")
-
-    def new_rollout(self) -> Rollout:
-        """Start a fresh rollout (real-time mode hands full ones to the trainer)."""
-        self.rollout = new_rollout(self.resolved, self.c.envs, self.c.policy)
-        return self.rollout
 
     def checkpoint_due(self) -> bool:
         """Return True when ``checkpoint_every`` steps passed since the last checkpoint."""
@@ -278,7 +263,6 @@ def run_experiment(
                 _set_up(env, resolved)
                 started.append(env)
             components = build_components(resolved, envs, run_dir)
-            rollout = new_rollout(resolved, envs, components.policy)
             tracker = open_tracker(
                 exp.tracking, exp.name, root, resolved.to_dict(), run_hash=meta.get("aim_run_hash")
             )
@@ -287,7 +271,7 @@ def run_experiment(
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
         try:
-            return _drive(resolved, components, rollout, run_dir, tracker, manager, state, console)
+            return _drive(resolved, components, run_dir, tracker, manager, state, console)
         finally:
             tracker.close()
     finally:
@@ -298,7 +282,6 @@ def run_experiment(
 def _drive(
     resolved: ResolvedExperiment,
     components: Components,
-    rollout: Rollout,
     run_dir: Path,
     tracker: Tracker,
     manager: PluginManager,
@@ -308,7 +291,7 @@ def _drive(
     exp = resolved.experiment
     start_step = int(state["step"]) if state is not None else 0
     display = make_display(exp.name, exp.run.max_steps, start_step=start_step, console=console)
-    run = Run(resolved, components, rollout, run_dir, tracker, display, manager)
+    run = Run(resolved, components, run_dir, tracker, display, manager)
     if state is not None:
         run.load_state_dict(state)
         log_event(run_dir, "resume", step=run.step)
@@ -341,8 +324,6 @@ def _drive(
 
                 run_realtime(
                     components,
-                    rollout,
-                    run.new_rollout,
                     run.step,
                     exp.run.max_steps,
                     exp.run.time_scale,
@@ -356,7 +337,6 @@ def _drive(
             else:
                 loop = LockstepLoop(
                     components,
-                    rollout,
                     exp.run.max_steps,
                     run.step,
                     run.on_phase,

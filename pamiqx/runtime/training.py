@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from pamiqx.api import Curiosity
-from pamiqx.runtime.ppo import PPOLearner
-from pamiqx.runtime.rollout import RolloutBatch
+from pamiqx.api.curiosity import Curiosity
+from pamiqx.learner.batch import RolloutBatch
+from pamiqx.learner.ppo import PPOLearner
 
 
 def train_phase(batch: RolloutBatch, curiosity: Curiosity, learner: PPOLearner) -> dict[str, float]:

@@ -15,9 +15,9 @@ from typing import Any, Literal, TypeGuard
 import numpy as np
 import numpy.typing as npt
 
+from pamiqx.api.environment import DISCRETE_ACTIONS, MULTI_DISCRETE_NVEC
 from pamiqx.envs.maze.layout import MazeMap, generate_maze
 from pamiqx.envs.maze.render import Renderer
-from pamiqx.locomotion import DISCRETE_ACTIONS, MULTI_DISCRETE_NVEC
 
 __all__ = ["AGENT_RADIUS", "DISCRETE_ACTIONS", "MULTI_DISCRETE_NVEC", "MazeWorld"]
 

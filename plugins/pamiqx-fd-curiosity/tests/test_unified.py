@@ -22,8 +22,8 @@ from pamiqx_fd_curiosity.unified import TTTCore, UnifiedCuriosity, UnifiedNetwor
 
 from pamiqx.api import ActionSpec, BuildContext, ObservationSpec, Transitions
 from pamiqx.experiment import PolicyConfig
+from pamiqx.learner.ppo import PPOLearner
 from pamiqx.runtime.agent import PolicyAgent
-from pamiqx.runtime.ppo import PPOLearner
 from pamiqx.runtime.rollout import Rollout
 from pamiqx.testing import ContractSetup, check_curiosity_contract
 

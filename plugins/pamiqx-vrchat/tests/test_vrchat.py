@@ -41,7 +41,7 @@ from pamiqx_vrchat.environment import VRChatEnvironment, square_rgb
 from pamiqx_vrchat.plugin import VRChatOptions, VRChatPlugin
 
 import pamiqx
-from pamiqx.errors import EnvironmentUnavailableError
+from pamiqx.api.errors import EnvironmentUnavailableError
 
 V, H, L = "/input/Vertical", "/input/Horizontal", "/input/LookHorizontal"
 JUMP, RUN = "/input/Jump", "/input/Run"

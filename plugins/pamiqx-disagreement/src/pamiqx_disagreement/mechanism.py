@@ -23,34 +23,28 @@ from typing import Any
 import torch
 from torch import nn
 
-from pamiqx.api import ActionSpec, Curiosity, ObservationSpec, Transitions
-from pamiqx.models.networks import one_hot_actions
+from pamiqx.api import (
+    ActionSpec,
+    Curiosity,
+    ObservationSpec,
+    Transitions,
+    conv_trunk,
+    one_hot_actions,
+    orthogonal_init,
+)
 from pamiqx_disagreement.plugin import DisagreementOptions
 
 __all__ = ["Disagreement", "Ensemble", "EnsembleLinear", "build_random_features"]
 
-# (kernel, stride) of the Nature-CNN stack, and a gentler one for frames too small for it.
-_NATURE_SPEC: tuple[tuple[int, int], ...] = ((8, 4), (4, 2), (3, 1))
-_SMALL_SPEC: tuple[tuple[int, int], ...] = ((4, 2), (3, 2), (3, 1))
 _CHANNELS: tuple[int, ...] = (32, 64, 64)
 # Hidden width of each forward model and of the vector feature encoder.
 _HIDDEN = 256
 _MLP_HIDDEN = 128
 
 
-def _conv_size(size: int, spec: tuple[tuple[int, int], ...]) -> int:
-    """Return the side length after the conv stack ``spec`` (no padding)."""
-    for kernel, stride in spec:
-        size = (size - kernel) // stride + 1
-    return size
-
-
 def _init(module: nn.Module) -> None:
     """Orthogonal weights with gain sqrt(2) and zero biases: random features of unit scale."""
-    if isinstance(module, nn.Linear | nn.Conv2d):
-        nn.init.orthogonal_(module.weight, gain=math.sqrt(2))
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
+    orthogonal_init(module, math.sqrt(2))
 
 
 def build_random_features(spec: ObservationSpec, feature_dim: int) -> nn.Sequential:
@@ -69,18 +63,8 @@ def build_random_features(spec: ObservationSpec, feature_dim: int) -> nn.Sequent
     """
     layers: list[nn.Module] = []
     if spec.kind == "image":
-        height, width, previous = spec.shape
-        side = min(height, width)
-        conv_spec = _NATURE_SPEC if _conv_size(side, _NATURE_SPEC) >= 1 else _SMALL_SPEC
-        if _conv_size(side, conv_spec) < 1:
-            raise ValueError(
-                f"disagreement: frames of {height}x{width} are too small for the conv encoder"
-            )
-        for out, (kernel, stride) in zip(_CHANNELS, conv_spec, strict=True):
-            layers += [nn.Conv2d(previous, out, kernel, stride), nn.LeakyReLU()]
-            previous = out
-        flat = previous * _conv_size(height, conv_spec) * _conv_size(width, conv_spec)
-        layers += [nn.Flatten(), nn.Linear(flat, feature_dim)]
+        trunk, flat = conv_trunk(spec.shape, _CHANNELS, nn.LeakyReLU)
+        layers += [*trunk, nn.Linear(flat, feature_dim)]
     else:
         layers += [
             nn.Linear(spec.shape[0], _MLP_HIDDEN),

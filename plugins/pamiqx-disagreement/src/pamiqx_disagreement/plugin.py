@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-import pamiqx
-from pamiqx.api import ActionSpec, BuildContext, CuriosityPlugin, ObservationSpec
+from pamiqx.api import ActionSpec, BuildContext, CuriosityPlugin, ObservationSpec, hookimpl
 
 if TYPE_CHECKING:
     from pamiqx_disagreement.mechanism import Disagreement
@@ -63,7 +62,7 @@ class DisagreementPlugin(CuriosityPlugin):
         return Disagreement(options, observation_spec, action_spec, context.device)
 
 
-@pamiqx.hookimpl
+@hookimpl
 def pamiqx_register_curiosities() -> list[type[CuriosityPlugin]]:
     """Return the ``disagreement`` curiosity."""
     return [DisagreementPlugin]

@@ -27,8 +27,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from pamiqx.api import ActionSpec, Curiosity, ObservationSpec, Transitions
-from pamiqx.models.networks import one_hot_actions
+from pamiqx.api import ActionSpec, Curiosity, ObservationSpec, Transitions, one_hot_actions
 
 STANDARDISE_EPS = 1e-6
 _FRAME_EPS = 1e-5

@@ -82,12 +82,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Normal
 
-from pamiqx.api import ActionSpec, ObservationSpec, PolicyStep, Transitions
-from pamiqx.models.networks import (
+from pamiqx.api import (
     ActionDistribution,
+    ActionSpec,
     DiscreteHead,
     MultiDiscreteHead,
+    ObservationSpec,
     PolicyNetwork,
+    PolicyStep,
+    Transitions,
     ValueHeads,
     one_hot_actions,
     one_hot_width,

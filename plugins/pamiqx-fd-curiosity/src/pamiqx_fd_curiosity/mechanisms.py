@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from pamiqx.api import ActionSpec, ObservationSpec, Transitions
-from pamiqx.models.networks import one_hot_width
+from pamiqx.api import ActionSpec, ObservationSpec, Transitions, one_hot_width
 from pamiqx_fd_curiosity.core import (
     ForwardDynamics,
     ForwardDynamicsCuriosity,

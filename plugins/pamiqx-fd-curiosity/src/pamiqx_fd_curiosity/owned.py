@@ -19,8 +19,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from pamiqx.api import Curiosity, Transitions
-from pamiqx.models.networks import PolicyNetwork
+from pamiqx.api import Curiosity, PolicyNetwork, Transitions
 
 # Internal actions feed only the network itself, so nothing but this clamp stops
 # PPO's entropy bonus from widening their Gaussian forever.

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import attrs
 
-import pamiqx
-from pamiqx.api import ActionSpec, BuildContext, CuriosityPlugin, ObservationSpec
+from pamiqx.api import ActionSpec, BuildContext, CuriosityPlugin, ObservationSpec, hookimpl
 
 if TYPE_CHECKING:
     from pamiqx.api import Curiosity
@@ -263,7 +262,7 @@ class TTTE2EPlugin(_FamilyPlugin):
     mechanism = "unified.TTTE2ECuriosity"
 
 
-@pamiqx.hookimpl
+@hookimpl
 def pamiqx_register_curiosities() -> list[type[CuriosityPlugin]]:
     """Return the forward-dynamics curiosity family."""
     return [

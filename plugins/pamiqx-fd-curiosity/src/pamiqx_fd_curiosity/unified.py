@@ -38,13 +38,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Normal
 
-from pamiqx.api import ActionSpec, ObservationSpec, PolicyStep
-from pamiqx.models.networks import (
+from pamiqx.api import (
     ActionDistribution,
+    ActionSpec,
     ConvEncoder,
     DiscreteHead,
     MultiDiscreteHead,
+    ObservationSpec,
     PolicyNetwork,
+    PolicyStep,
     ValueHeads,
     one_hot_actions,
     one_hot_width,

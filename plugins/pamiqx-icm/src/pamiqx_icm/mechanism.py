@@ -26,8 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pamiqx.api import ActionSpec, Curiosity, ObservationSpec, Transitions
-from pamiqx.models.networks import one_hot_actions
+from pamiqx.api import ActionSpec, Curiosity, ObservationSpec, Transitions, one_hot_actions
 from pamiqx_icm.plugin import ICMOptions
 
 __all__ = ["ICM", "ICMLosses", "build_encoder"]

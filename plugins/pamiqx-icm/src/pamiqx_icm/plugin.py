@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-import pamiqx
-from pamiqx.api import ActionSpec, BuildContext, CuriosityPlugin, ObservationSpec
+from pamiqx.api import ActionSpec, BuildContext, CuriosityPlugin, ObservationSpec, hookimpl
 
 if TYPE_CHECKING:
     from pamiqx_icm.mechanism import ICM
@@ -64,7 +63,7 @@ class ICMPlugin(CuriosityPlugin):
         return ICM(options, observation_spec, action_spec, context.device)
 
 
-@pamiqx.hookimpl
+@hookimpl
 def pamiqx_register_curiosities() -> list[type[CuriosityPlugin]]:
     """Return the ``icm`` curiosity."""
     return [ICMPlugin]

@@ -21,15 +21,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from pamiqx.api import Curiosity, ObservationSpec, Transitions
-from pamiqx.runtime.rewards import ObservationNormalizer
+from pamiqx.api import (
+    Curiosity,
+    ObservationNormalizer,
+    ObservationSpec,
+    Transitions,
+    conv_trunk,
+    orthogonal_init,
+)
 from pamiqx_rnd.plugin import RNDOptions
 
 __all__ = ["RND", "build_predictor", "build_target"]
 
-# (kernel, stride) of the Nature-CNN stack, and a gentler one for frames too small for it.
-_NATURE_SPEC: tuple[tuple[int, int], ...] = ((8, 4), (4, 2), (3, 1))
-_SMALL_SPEC: tuple[tuple[int, int], ...] = ((4, 2), (3, 2), (3, 1))
 _CHANNELS: tuple[int, ...] = (32, 64, 64)
 # Width of the predictor's extra fully connected layers (512 in the paper, for 512 features).
 _HEAD_HIDDEN = 256
@@ -41,36 +44,15 @@ _MLP_HIDDEN = 128
 _STATS_CHUNK = 128
 
 
-def _conv_size(size: int, spec: tuple[tuple[int, int], ...]) -> int:
-    """Return the side length after the conv stack ``spec`` (no padding)."""
-    for kernel, stride in spec:
-        size = (size - kernel) // stride + 1
-    return size
-
-
 def _conv_trunk(shape: tuple[int, ...]) -> tuple[nn.Sequential, int]:
-    """Return a Nature-CNN-like conv stack for ``(H, W, C)`` frames and its flat output size."""
-    height, width, channels = shape
-    spec = _NATURE_SPEC if _conv_size(min(height, width), _NATURE_SPEC) >= 1 else _SMALL_SPEC
-    if _conv_size(min(height, width), spec) < 1:
-        raise ValueError(f"rnd: frames of {height}x{width} are too small for the conv networks")
-    layers: list[nn.Module] = []
-    previous = channels
-    for out, (kernel, stride) in zip(_CHANNELS, spec, strict=True):
-        # Leaky ReLU as in the authors' networks: no dead units in a network never trained.
-        layers += [nn.Conv2d(previous, out, kernel, stride), nn.LeakyReLU()]
-        previous = out
-    layers.append(nn.Flatten())
-    side_h, side_w = _conv_size(height, spec), _conv_size(width, spec)
-    return nn.Sequential(*layers), previous * side_h * side_w
+    """Return the Nature-CNN trunk for ``(H, W, C)`` frames and its flat output size."""
+    # Leaky ReLU as in the authors' networks: no dead units in a network never trained.
+    return conv_trunk(shape, _CHANNELS, nn.LeakyReLU)
 
 
 def _init(module: nn.Module) -> None:
     """Orthogonal weights with gain sqrt(2) and zero biases, as in the paper's code."""
-    if isinstance(module, nn.Linear | nn.Conv2d):
-        nn.init.orthogonal_(module.weight, gain=math.sqrt(2))
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
+    orthogonal_init(module, math.sqrt(2))
 
 
 def build_target(spec: ObservationSpec, feature_dim: int) -> nn.Sequential:

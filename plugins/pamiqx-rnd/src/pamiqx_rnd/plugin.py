@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-import pamiqx
-from pamiqx.api import ActionSpec, BuildContext, CuriosityPlugin, ObservationSpec
+from pamiqx.api import ActionSpec, BuildContext, CuriosityPlugin, ObservationSpec, hookimpl
 
 if TYPE_CHECKING:
     from pamiqx_rnd.mechanism import RND
@@ -65,7 +64,7 @@ class RNDPlugin(CuriosityPlugin):
         return RND(options, observation_spec, context.device)
 
 
-@pamiqx.hookimpl
+@hookimpl
 def pamiqx_register_curiosities() -> list[type[CuriosityPlugin]]:
     """Return the ``rnd`` curiosity."""
     return [RNDPlugin]

@@ -26,7 +26,7 @@ import numpy.typing as npt
 from pamiq_vrchat.actuators import OscAxes, OscButtons
 
 # The same layout as sim-maze's, from one place, so maze-trained agents run here unchanged.
-from pamiqx.locomotion import DISCRETE_ACTIONS, MULTI_DISCRETE_NAMES, MULTI_DISCRETE_NVEC
+from pamiqx.api import DISCRETE_ACTIONS, MULTI_DISCRETE_NAMES, MULTI_DISCRETE_NVEC
 
 __all__ = [
     "AXIS_VALUES",

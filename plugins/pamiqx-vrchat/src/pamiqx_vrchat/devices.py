@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pamiqx.errors import EnvironmentUnavailableError
+from pamiqx.api import EnvironmentUnavailableError
 
 if TYPE_CHECKING:
     from pamiqx_vrchat.environment import Actuator, AudioSource, FrameSensor

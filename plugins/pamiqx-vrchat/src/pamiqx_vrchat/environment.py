@@ -26,8 +26,13 @@ import numpy as np
 import numpy.typing as npt
 from pamiq_core import time as pamiq_time
 
-from pamiqx.api import ActionSpec, Environment, EnvStep, ObservationSpec
-from pamiqx.errors import EnvironmentUnavailableError
+from pamiqx.api import (
+    ActionSpec,
+    Environment,
+    EnvironmentUnavailableError,
+    EnvStep,
+    ObservationSpec,
+)
 from pamiqx_vrchat.actions import (
     DISCRETE_ACTIONS,
     MULTI_DISCRETE_NAMES,

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import attrs
 
-import pamiqx
-from pamiqx.api import BuildContext, EnvironmentPlugin
+from pamiqx.api import BuildContext, EnvironmentPlugin, hookimpl
 
 if TYPE_CHECKING:
     from pamiqx_vrchat.environment import Actuator, AudioSource, FrameSensor, VRChatEnvironment
@@ -126,7 +125,7 @@ class VRChatPlugin(EnvironmentPlugin):
         return VRChatEnvironment(options, sensor, actuator, audio, mouse)
 
 
-@pamiqx.hookimpl
+@hookimpl
 def pamiqx_register_environments() -> list[type[EnvironmentPlugin]]:
     """Return the ``vrchat`` environment."""
     return [VRChatPlugin]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pamiqx.api import EnvironmentPlugin
+from pamiqx.api.hooks import hookimpl
 from pamiqx.envs.gymnasium_env import GymnasiumPlugin
 from pamiqx.envs.sim_maze import SimMazePlugin
-from pamiqx.markers import hookimpl
 
 
 @hookimpl

@@ -15,25 +15,18 @@ from typing import Any
 
 import torch
 
-from pamiqx.experiment import PolicyConfig
-from pamiqx.models.networks import PolicyNetwork
-from pamiqx.runtime.agent import autocast_context
-from pamiqx.runtime.ppo_math import (
-    PPOLossConfig,
-    compute_gae,
-    explained_variance,
-    normalize_advantages,
-    ppo_loss,
-)
-from pamiqx.runtime.rewards import IntrinsicRewardNormalizer, mix_advantages
-from pamiqx.runtime.rollout import RolloutBatch
+from pamiqx.api.policy import PolicyNetwork
+from pamiqx.learner.advantages import IntrinsicRewardNormalizer, compute_advantages
+from pamiqx.learner.batch import RolloutBatch
+from pamiqx.learner.loss import explained_variance, ppo_loss
+from pamiqx.learner.options import PPOOptions
+from pamiqx.precision import autocast_context
 
 
-def make_optimizer(
-    parameters: Any, name: str, lr: float, weight_decay: float
-) -> torch.optim.Optimizer:
+def make_optimizer(parameters: Any, options: PPOOptions) -> torch.optim.Optimizer:
     """Return Adam, or SGD with Nesterov momentum 0.9 (the reference experiments' choice)."""
-    if name == "sgd":
+    lr, weight_decay = options.lr, options.weight_decay
+    if options.optimizer == "sgd":
         return torch.optim.SGD(
             parameters, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
         )
@@ -46,7 +39,7 @@ class PPOLearner:
     def __init__(
         self,
         policy: PolicyNetwork,
-        config: PolicyConfig,
+        config: PPOOptions,
         device: torch.device,
         precision: str = "fp32",
         generator: torch.Generator | None = None,
@@ -65,16 +58,8 @@ class PPOLearner:
         self.device = device
         self.precision = precision
         self.generator = generator or torch.Generator().manual_seed(0)
-        self.optimizer = make_optimizer(
-            policy.parameters(), config.optimizer, config.lr, config.weight_decay
-        )
+        self.optimizer = make_optimizer(policy.parameters(), config)
         self.int_normalizer = IntrinsicRewardNormalizer(gamma=config.gamma_int)
-        self.loss_config = PPOLossConfig(
-            clip_range=config.clip_range,
-            value_clip_range=config.value_clip_range,
-            value_coef=config.value_coef,
-            entropy_coef=config.entropy_coef,
-        )
         self.updates = 0
 
     def train(self, batch: RolloutBatch, intrinsic: torch.Tensor) -> dict[str, float]:
@@ -88,29 +73,16 @@ class PPOLearner:
             Metrics of this training phase (means over minibatches).
         """
         cfg = self.config
-        int_norm = self.int_normalizer.normalize(intrinsic.float())
-        adv_ext, ret_ext = compute_gae(
+        adv = compute_advantages(
             batch.rewards_ext,
-            batch.values["ext"],
-            batch.dones.float(),
-            batch.last_values["ext"],
-            cfg.gamma_ext,
-            cfg.gae_lambda,
-            episodic=True,
+            intrinsic,
+            batch.values,
+            batch.last_values,
+            batch.dones,
+            self.int_normalizer,
+            cfg,
         )
-        adv_int, ret_int = compute_gae(
-            int_norm,
-            batch.values["int"],
-            batch.dones.float(),
-            batch.last_values["int"],
-            cfg.gamma_int,
-            cfg.gae_lambda,
-            episodic=False,
-        )
-        advantages = mix_advantages(adv_ext, adv_int, cfg.ext_coef, cfg.int_coef)
-        if cfg.normalize_advantages:
-            advantages = normalize_advantages(advantages)
-        returns = {"ext": ret_ext, "int": ret_int}
+        ret_ext, ret_int = adv.returns["ext"], adv.returns["int"]
 
         steps, envs = batch.rewards_ext.shape
         length = min(cfg.sequence_length, steps) if self.policy.is_recurrent else 1
@@ -123,7 +95,7 @@ class PPOLearner:
             order = torch.randperm(len(windows), generator=self.generator)
             for start in range(0, len(windows), per_minibatch):
                 chosen = windows[order[start : start + per_minibatch]]
-                metrics = self._step(batch, chosen, length, advantages, returns)
+                metrics = self._step(batch, chosen, length, adv.advantages, adv.returns)
                 for k, v in metrics.items():
                     sums[k] += v
                 count += 1
@@ -132,7 +104,7 @@ class PPOLearner:
         result.update(
             {
                 "reward/intrinsic": float(intrinsic.mean()),
-                "reward/intrinsic_normalized": float(int_norm.mean()),
+                "reward/intrinsic_normalized": float(adv.intrinsic_normalized.mean()),
                 "reward/extrinsic": float(batch.rewards_ext.mean()),
                 "value/explained_variance_ext": explained_variance(batch.values["ext"], ret_ext),
                 "value/explained_variance_int": explained_variance(batch.values["int"], ret_int),
@@ -179,7 +151,7 @@ class PPOLearner:
                 {k: take(v) for k, v in batch.values.items()},
                 {k: take(v) for k, v in returns.items()},
                 out.entropy().float(),
-                self.loss_config,
+                self.config,
             )
             if out.aux_loss is not None:
                 loss = loss + out.aux_loss.float()

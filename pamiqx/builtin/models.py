@@ -1,7 +1,8 @@
 """Built-in model plugins: image and vector encoders, and the actor-critic policy.
 
 Option classes and plugin classes live here without importing torch; the
-networks in :mod:`pamiqx.models.networks` are imported when a model is built.
+networks (:mod:`pamiqx.api.layers`, :mod:`pamiqx.models.actor_critic`) are imported when a
+model is built.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 
 from pamiqx.api import ActionSpec, BuildContext, ModelPlugin, ObservationSpec
-from pamiqx.errors import PluginError
-from pamiqx.markers import hookimpl
+from pamiqx.api.errors import PluginError
+from pamiqx.api.hooks import hookimpl
 
 if TYPE_CHECKING:
     import torch
@@ -49,7 +50,7 @@ class ConvEncoderPlugin(ModelPlugin):
         built: Mapping[str, torch.nn.Module],
     ) -> torch.nn.Module:
         """Build the encoder for ``(H, W, C)`` images."""
-        from pamiqx.models.networks import ConvEncoder
+        from pamiqx.api.layers import ConvEncoder
 
         if observation_spec.kind != "image":
             raise PluginError(
@@ -91,7 +92,7 @@ class MLPEncoderPlugin(ModelPlugin):
         built: Mapping[str, torch.nn.Module],
     ) -> torch.nn.Module:
         """Build the encoder for ``(D,)`` vectors."""
-        from pamiqx.models.networks import MLPEncoder
+        from pamiqx.api.layers import MLPEncoder
 
         if observation_spec.kind != "vector":
             raise PluginError(
@@ -131,7 +132,7 @@ class ActorCriticPlugin(ModelPlugin):
         built: Mapping[str, torch.nn.Module],
     ) -> torch.nn.Module:
         """Build the policy around the already-built ``encoder``."""
-        from pamiqx.models.networks import ActorCritic
+        from pamiqx.models.actor_critic import ActorCritic
 
         if "encoder" not in built:
             raise PluginError("actor-critic: needs [models.encoder] to be built first.")

@@ -12,7 +12,7 @@ from pamiqx.api import (
     ObservationSpec,
     Transitions,
 )
-from pamiqx.markers import hookimpl
+from pamiqx.api.hooks import hookimpl
 
 if TYPE_CHECKING:
     import torch

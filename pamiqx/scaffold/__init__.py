@@ -7,8 +7,8 @@ from importlib.resources import files
 from pathlib import Path
 from string import Template
 
-from pamiqx import __version__
-from pamiqx.errors import PamiqxError
+from pamiqx.api import API_VERSION
+from pamiqx.api.errors import PamiqxError
 
 _NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 # template file -> path in the new package ({module} is replaced)
@@ -19,6 +19,12 @@ _CURIOSITY_FILES = {
     "mechanism.py.tmpl": "src/{module}/mechanism.py",
     "test_plugin.py.tmpl": "tests/test_{module}.py",
 }
+
+
+def api_range() -> str:
+    """Return the pamiqx requirement of a plugin written for this API, e.g. ``>=0.2,<0.3``."""
+    major, minor = (int(part) for part in API_VERSION.split("."))
+    return f">={major}.{minor},<{major}.{minor + 1}"
 
 
 def new_curiosity_package(name: str, directory: Path) -> Path:
@@ -49,9 +55,9 @@ def new_curiosity_package(name: str, directory: Path) -> Path:
         "module": module,
         "class_name": "".join(part.capitalize() for part in name.split("-")) + "Curiosity",
         "title": " ".join(part.capitalize() for part in name.split("-")),
-        "pamiqx_version": __version__.split("+")[0],
+        "api_range": api_range(),
     }
-    templates = files("pamiqx.templates") / "curiosity"
+    templates = files("pamiqx.scaffold") / "templates" / "curiosity"
     for template_name, target in _CURIOSITY_FILES.items():
         text = Template((templates / template_name).read_text(encoding="utf-8")).substitute(values)
         path = root / target.format(module=module)

@@ -1,45 +1,10 @@
-"""Checks plugin authors run in their own tests.
-
-Example, in a plugin package's tests::
-
-    from pamiqx.testing import ContractSetup, check_curiosity_contract, check_plugin_distribution
-
-    def test_plugins_register():
-        check_plugin_distribution("pamiqx-my-curiosity")
-
-    def test_contract():
-        check_curiosity_contract(ContractSetup(MyCuriosityPlugin))
-"""
+"""Checks that a plugin distribution loads, registers and declares usable plugins."""
 
 from __future__ import annotations
 
 import attrs
 
-from pamiqx.curiosity_contract import (
-    ContractSetup,
-    ContractWorld,
-    check_curiosity_contract,
-    check_device,
-    check_no_gradient_leak,
-    check_novelty,
-    check_reward_shape,
-    check_state_round_trip,
-    check_update_lowers_loss,
-)
 from pamiqx.plugins.manager import PluginEntry, PluginManager
-
-__all__ = [
-    "ContractSetup",
-    "ContractWorld",
-    "check_curiosity_contract",
-    "check_device",
-    "check_no_gradient_leak",
-    "check_novelty",
-    "check_plugin_distribution",
-    "check_reward_shape",
-    "check_state_round_trip",
-    "check_update_lowers_loss",
-]
 
 
 def check_plugin_distribution(distribution: str) -> list[PluginEntry]:

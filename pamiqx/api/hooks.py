@@ -1,10 +1,21 @@
-"""The whole plugin contract, in one file.
+"""The hooks a plugin distribution implements, and the pluggy markers for them.
+
+These are the hooks, not the whole contract: the classes the registration hooks
+return and the objects a run exchanges with them are in :mod:`pamiqx.api`,
+which re-exports everything a plugin may import.
 
 A plugin distribution declares an entry point in the ``pamiqx`` group naming a
 module. That module implements any of these hooks, marked with
-:data:`pamiqx.hookimpl`. Registration hooks return plugin *classes* (see
-:mod:`pamiqx.api`) and must not import heavy libraries; lifecycle hooks let a
-plugin observe a run without changing it.
+:data:`hookimpl`. The host calls every hook through pluggy's hook relay, so
+``PAMIQX_TRACE_HOOKS=1`` traces each call and ``tryfirst``, ``trylast`` and
+wrappers (``hookimpl(wrapper=True)``) work as pluggy documents.
+
+* Registration hooks return plugin *classes* and must not import heavy
+  libraries (torch is imported inside ``build``). A registration hook that
+  raises is reported as a load failure of its distribution.
+* Lifecycle hooks observe a run without changing it. An implementation that
+  raises is reported on the display and the run goes on; the other plugins'
+  implementations are still called.
 """
 
 from __future__ import annotations
@@ -12,10 +23,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pamiqx.markers import hookspec
+import pluggy
 
 if TYPE_CHECKING:
-    from pamiqx.api import CuriosityPlugin, EnvironmentPlugin, ModelPlugin
+    from pamiqx.api.curiosity import CuriosityPlugin
+    from pamiqx.api.environment import EnvironmentPlugin
+    from pamiqx.api.model import ModelPlugin
+
+PROJECT_NAME = "pamiqx"
+ENTRY_POINT_GROUP = "pamiqx"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+"""Marks a function of a plugin module as the implementation of a hook."""
 
 
 @hookspec

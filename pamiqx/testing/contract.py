@@ -1,4 +1,4 @@
-"""Contract checks every curiosity plugin can run in its own tests (see :mod:`pamiqx.testing`).
+"""Contract checks every curiosity plugin runs in its own tests (see :mod:`pamiqx.testing`).
 
 The checks drive a mechanism exactly as the host does: observations arrive
 step by step (online mechanisms score them in :meth:`Curiosity.agent_step`),

@@ -1,0 +1,151 @@
+"""The declared plugin API of pamiqx: everything a plugin distribution may import.
+
+A plugin imports from ``pamiqx.api`` and nothing else of pamiqx; every other
+module of pamiqx is the host's and may change in any release. The API has a
+version, :data:`API_VERSION`: a plugin declares the pamiqx range it was written
+for in its distribution's dependencies (``pamiqx>=0.2,<0.3``), and the host
+lists a plugin whose range excludes it as a load failure instead of importing it.
+
+What is here:
+
+* hooks: :data:`hookimpl` and the hook specifications (:mod:`pamiqx.api.hooks`);
+* plugin classes: :class:`Plugin`, :class:`EnvironmentPlugin`, :class:`ModelPlugin`,
+  :class:`CuriosityPlugin`, and what they build, :class:`Environment` and
+  :class:`Curiosity`;
+* what a run exchanges with them: :class:`BuildContext`, :class:`ObservationSpec`,
+  :class:`ActionSpec`, :class:`EnvStep`, :class:`Transitions`;
+* the policy contract of PPO: :class:`PolicyNetwork`, :class:`PolicyStep` and its
+  heads (:class:`ActionDistribution`, :class:`DiscreteHead`,
+  :class:`MultiDiscreteHead`, :class:`ValueHeads`);
+* shared building blocks: :func:`conv_trunk`, :class:`ConvEncoder`,
+  :class:`MLPEncoder`, :func:`orthogonal_init`, :func:`one_hot_actions`,
+  :class:`RunningMeanStd`, :class:`ObservationNormalizer`, the locomotion action
+  layout;
+* errors a plugin raises for problems its user can fix
+  (:class:`EnvironmentUnavailableError`, :class:`PluginError`).
+
+Importing this package is cheap: the torch building blocks are imported on
+first use, so registration modules (imported by ``pamiqx list-plugins``) stay
+fast. Plugin tests use :mod:`pamiqx.testing`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from pamiqx.api.curiosity import Curiosity, CuriosityPlugin, Transitions
+from pamiqx.api.environment import (
+    DISCRETE_ACTIONS,
+    MULTI_DISCRETE_NAMES,
+    MULTI_DISCRETE_NVEC,
+    Environment,
+    EnvironmentPlugin,
+    EnvStep,
+    locomotion_action_spec,
+)
+from pamiqx.api.errors import EnvironmentUnavailableError, PamiqxError, PluginError
+from pamiqx.api.hooks import hookimpl
+from pamiqx.api.model import ModelPlugin
+from pamiqx.api.plugin import (
+    PLUGIN_KINDS,
+    ActionSpec,
+    BuildContext,
+    NoOptions,
+    ObservationSpec,
+    Plugin,
+    PluginKind,
+)
+
+if TYPE_CHECKING:
+    from pamiqx.api.layers import (
+        ConvEncoder,
+        MLPEncoder,
+        conv_trunk,
+        image_batch,
+        one_hot_actions,
+        one_hot_width,
+        orthogonal_init,
+    )
+    from pamiqx.api.policy import (
+        ActionDistribution,
+        DiscreteHead,
+        MultiDiscreteHead,
+        PolicyNetwork,
+        PolicyStep,
+        ValueHeads,
+    )
+    from pamiqx.api.statistics import ObservationNormalizer, RunningMeanStd
+
+API_VERSION = "0.2"
+"""The version of this API: a plugin written for 0.2 runs on every pamiqx 0.2.x."""
+
+# Names whose modules import torch: loaded on first access (PEP 562).
+_LAZY: dict[str, str] = {
+    "ConvEncoder": "pamiqx.api.layers",
+    "MLPEncoder": "pamiqx.api.layers",
+    "conv_trunk": "pamiqx.api.layers",
+    "image_batch": "pamiqx.api.layers",
+    "one_hot_actions": "pamiqx.api.layers",
+    "one_hot_width": "pamiqx.api.layers",
+    "orthogonal_init": "pamiqx.api.layers",
+    "ActionDistribution": "pamiqx.api.policy",
+    "DiscreteHead": "pamiqx.api.policy",
+    "MultiDiscreteHead": "pamiqx.api.policy",
+    "PolicyNetwork": "pamiqx.api.policy",
+    "PolicyStep": "pamiqx.api.policy",
+    "ValueHeads": "pamiqx.api.policy",
+    "ObservationNormalizer": "pamiqx.api.statistics",
+    "RunningMeanStd": "pamiqx.api.statistics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pamiqx.api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "API_VERSION",
+    "DISCRETE_ACTIONS",
+    "MULTI_DISCRETE_NAMES",
+    "MULTI_DISCRETE_NVEC",
+    "PLUGIN_KINDS",
+    "ActionDistribution",
+    "ActionSpec",
+    "BuildContext",
+    "ConvEncoder",
+    "Curiosity",
+    "CuriosityPlugin",
+    "DiscreteHead",
+    "EnvStep",
+    "Environment",
+    "EnvironmentPlugin",
+    "EnvironmentUnavailableError",
+    "MLPEncoder",
+    "ModelPlugin",
+    "MultiDiscreteHead",
+    "NoOptions",
+    "ObservationNormalizer",
+    "ObservationSpec",
+    "PamiqxError",
+    "Plugin",
+    "PluginError",
+    "PluginKind",
+    "PolicyNetwork",
+    "PolicyStep",
+    "RunningMeanStd",
+    "Transitions",
+    "ValueHeads",
+    "conv_trunk",
+    "hookimpl",
+    "image_batch",
+    "locomotion_action_spec",
+    "one_hot_actions",
+    "one_hot_width",
+    "orthogonal_init",
+]

@@ -1,0 +1,157 @@
+"""The schema of an experiment file: the host's tables, and an experiment once resolved.
+
+``[policy]`` is the learner's own options class (:class:`pamiqx.learner.options.PPOOptions`);
+``[run]`` and ``[tracking]`` are here; every plugin table is validated by the
+plugin's ``Options``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import tomli_w
+
+from pamiqx.learner.options import PPOOptions
+from pamiqx.options import unstructure
+from pamiqx.plugins.manager import PluginEntry
+
+_positive = attrs.validators.gt(0)
+_non_negative = attrs.validators.ge(0)
+_positive_float = attrs.validators.gt(0.0)
+_non_negative_float = attrs.validators.ge(0.0)
+_unit = [attrs.validators.ge(0.0), attrs.validators.le(1.0)]
+
+
+def _device(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise ValueError(
+            f"{attribute.name} must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}"
+        )
+
+
+@attrs.frozen
+class RunConfig:
+    """How long a run lasts and where it runs.
+
+    Attributes:
+        max_steps: Environment steps (summed over parallel worlds) before the run ends.
+        device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``fp32``, or ``bf16`` autocast on CUDA.
+        num_envs: Parallel copies of a lock-step world.
+        mode: ``auto`` (the environment decides), ``lockstep`` or ``realtime``.
+        time_scale: Real-time speed-up (pamiq-core time scale); 1 for real worlds.
+        checkpoint_every: Steps between checkpoints (0: only at the end and on signals).
+        keep_checkpoints: How many of the latest checkpoints to keep.
+        log_every: Steps between metric log lines and tracked metric points.
+        log_dir: Root of run directories; empty means ``$PAMIQX_LOG_DIR`` or ``./logs``.
+    """
+
+    max_steps: int = attrs.field(default=100_000, validator=_positive)
+    device: str = attrs.field(default="auto", validator=_device)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    num_envs: int = attrs.field(default=1, validator=_positive)
+    mode: Literal["auto", "lockstep", "realtime"] = "auto"
+    time_scale: float = attrs.field(default=1.0, validator=_positive_float)
+    checkpoint_every: int = attrs.field(default=10_000, validator=_non_negative)
+    keep_checkpoints: int = attrs.field(default=3, validator=_positive)
+    log_every: int = attrs.field(default=1_000, validator=_positive)
+    log_dir: str = ""
+
+
+@attrs.frozen
+class TrackingConfig:
+    """Metrics in Aim.
+
+    Attributes:
+        enabled: Track metrics in an Aim repository.
+        repo: Aim repository folder; empty means ``<log_dir>/aim``.
+        experiment: Aim experiment name; empty means the experiment's name.
+        system_metrics: Let Aim sample CPU/GPU usage in the background.
+    """
+
+    enabled: bool = True
+    repo: str = ""
+    experiment: str = ""
+    system_metrics: bool = False
+
+
+@attrs.frozen
+class PluginTable:
+    """A ``[section]`` that names a plugin; its other keys are the plugin's options."""
+
+    plugin: str
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+
+DEFAULT_MODELS: dict[str, str] = {"encoder": "conv-encoder", "policy": "actor-critic"}
+DEFAULT_CURIOSITY = "none"
+
+
+@attrs.frozen
+class Experiment:
+    """The host's view of an experiment file (plugin options still raw)."""
+
+    name: str
+    seed: int
+    description: str
+    run: RunConfig
+    policy: PPOOptions
+    tracking: TrackingConfig
+    environment: PluginTable
+    models: dict[str, PluginTable]
+    curiosity: PluginTable
+
+
+@attrs.frozen
+class ResolvedPlugin:
+    """A plugin found in the registry with its validated options."""
+
+    entry: PluginEntry
+    options: Any
+
+
+@attrs.frozen
+class ResolvedExperiment:
+    """An experiment whose plugins are found and whose every option is validated."""
+
+    experiment: Experiment
+    environment: ResolvedPlugin
+    models: dict[str, ResolvedPlugin]
+    curiosity: ResolvedPlugin
+    source: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the experiment with every default filled in, as TOML-compatible data."""
+        exp = self.experiment
+
+        def table(resolved: ResolvedPlugin, written: str) -> dict[str, Any]:
+            return {"plugin": written, **unstructure(resolved.options)}
+
+        return {
+            "name": exp.name,
+            "seed": exp.seed,
+            "description": exp.description,
+            "run": unstructure(exp.run),
+            "environment": table(self.environment, exp.environment.plugin),
+            "models": {k: table(v, exp.models[k].plugin) for k, v in self.models.items()},
+            "curiosity": table(self.curiosity, exp.curiosity.plugin),
+            "policy": unstructure(exp.policy),
+            "tracking": unstructure(exp.tracking),
+        }
+
+    def to_toml(self) -> str:
+        """Return the resolved experiment as TOML, headed by the plugins' versions."""
+        header = ["# Resolved by pamiqx; `pamiqx run` on this file repeats the experiment."]
+        for role, resolved in [("environment", self.environment), ("curiosity", self.curiosity)]:
+            header.append(_provenance_line(role, resolved))
+        for key, resolved in self.models.items():
+            header.append(_provenance_line(f"models.{key}", resolved))
+        return "\n".join(header) + "\n\n" + tomli_w.dumps(self.to_dict())
+
+
+def _provenance_line(role: str, resolved: ResolvedPlugin) -> str:
+    entry = resolved.entry
+    return f"# {role}: '{entry.name}' from {entry.distribution} {entry.version}"

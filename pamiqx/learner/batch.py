@@ -1,0 +1,64 @@
+"""What one training phase gets: a finished rollout, time-major, on the training device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import torch
+
+from pamiqx.api.curiosity import Transitions
+
+
+@attrs.define
+class RolloutBatch:
+    """A full rollout on the training device, time-major ``(T, E, ...)``.
+
+    Attributes:
+        observations: ``o_t``.
+        next_observations: ``o_{t+1}`` (the reset observation where ``dones``).
+        actions: ``a_t``.
+        internal: internal actions ``z_t`` taken with ``a_t``, ``(T, E, Z)`` (``Z`` may be 0).
+        log_probs: joint log-probability of ``a_t`` and ``z_t`` when they were taken.
+        values: value estimates at ``o_t`` per stream (``ext``, ``int``).
+        last_values: value estimates at ``o_T`` per stream, ``(E,)``.
+        rewards_ext: extrinsic reward of ``a_t``.
+        rewards_int_online: intrinsic rewards scored while acting (online curiosity).
+        dones: ``a_t`` ended an episode.
+        episode_starts: ``o_t`` started an episode (recurrent state was reset).
+        hidden: recurrent state before step ``t``, ``(T, E, H)``.
+    """
+
+    observations: torch.Tensor
+    next_observations: torch.Tensor
+    actions: torch.Tensor
+    internal: torch.Tensor
+    log_probs: torch.Tensor
+    values: dict[str, torch.Tensor]
+    last_values: dict[str, torch.Tensor]
+    rewards_ext: torch.Tensor
+    rewards_int_online: torch.Tensor
+    dones: torch.Tensor
+    episode_starts: torch.Tensor
+    hidden: torch.Tensor
+
+    def to(self, device: torch.device) -> RolloutBatch:
+        """Return the batch with every tensor on ``device`` (one transfer per tensor)."""
+        moved: dict[str, Any] = {}
+        for field in attrs.fields(RolloutBatch):
+            value = getattr(self, field.name)
+            if isinstance(value, dict):
+                moved[field.name] = {k: v.to(device) for k, v in value.items()}
+            else:
+                moved[field.name] = value.to(device)
+        return RolloutBatch(**moved)
+
+    def transitions(self, online: bool) -> Transitions:
+        """Return the view a curiosity mechanism gets."""
+        return Transitions(
+            observations=self.observations,
+            next_observations=self.next_observations,
+            actions=self.actions,
+            dones=self.dones,
+            intrinsic=self.rewards_int_online if online else None,
+        )

@@ -1,1 +1,0 @@
-"""File templates for ``pamiqx new-plugin``."""
