@@ -95,15 +95,15 @@ def measure(
     """
     import torch
 
-    from pamiqx.runtime.build import build_components, build_environments, new_rollout
-    from pamiqx.runtime.lockstep import LockstepLoop, StopRequest
+    from pamiqx.runtime.build import build_components, build_environments
+    from pamiqx.runtime.lockstep import LockstepLoop
+    from pamiqx.runtime.signals import StopRequest
 
     resolved = resolve(curiosity, device, extra)
     envs = build_environments(resolved, torch.device("cpu"), None)
     for env in envs:
         env.setup()
     components = build_components(resolved, envs, None)
-    rollout = new_rollout(resolved, envs, components.policy)
     marks: dict[str, float] = {}
 
     def on_step(step: int) -> None:
@@ -113,7 +113,6 @@ def measure(
 
     loop = LockstepLoop(
         components,
-        rollout,
         warmup_steps + measure_steps,
         0,
         lambda s, m: None,

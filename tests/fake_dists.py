@@ -12,6 +12,7 @@ def write_distribution(
     version: str,
     modules: dict[str, str],
     entry_points: dict[str, str],
+    requires: tuple[str, ...] = (),
 ) -> Path:
     """Create an installed-looking distribution under ``root``.
 
@@ -21,6 +22,7 @@ def write_distribution(
         version: Distribution version.
         modules: Module name to source code.
         entry_points: Entry-point name to ``module`` for the ``pamiqx`` group.
+        requires: ``Requires-Dist`` lines, e.g. ``"pamiqx>=0.1,<0.2"``.
 
     Returns:
         The dist-info folder.
@@ -30,8 +32,9 @@ def write_distribution(
         (root / f"{module}.py").write_text(textwrap.dedent(source))
     dist_info = root / f"{name.replace('-', '_')}-{version}.dist-info"
     dist_info.mkdir()
+    requirements = "".join(f"Requires-Dist: {line}\n" for line in requires)
     (dist_info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{requirements}"
     )
     lines = ["[pamiqx]"] + [f"{k} = {v}" for k, v in entry_points.items()]
     (dist_info / "entry_points.txt").write_text("\n".join(lines) + "\n")

@@ -6,6 +6,7 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+import attrs
 import pytest
 
 from pamiqx.experiment import load_experiment, parse_override
@@ -163,7 +164,7 @@ BAD_INPUTS: list[tuple[str, str, list[str], list[str]]] = [
         [],
         ["'seed'", "expected an integer"],
     ),
-    ("validator", BASE.replace("5000", "0"), [], ["'run'", "max_steps", "> 0"]),
+    ("validator", BASE.replace("5000", "0"), [], ["'run.max_steps'", "> 0"]),
     (
         "unknown-env-plugin",
         BASE.replace('"sim-maze"', '"sim-maz"'),
@@ -183,12 +184,17 @@ BAD_INPUTS: list[tuple[str, str, list[str], list[str]]] = [
         [],
         ["'environment.roms'", "did you mean 'environment.rooms'"],
     ),
-    ("plugin-option-range", BASE.replace("size = 48", "size = 4"), [], ["'environment'", "size"]),
+    (
+        "plugin-option-range",
+        BASE.replace("size = 48", "size = 4"),
+        [],
+        ["'environment.size'", ">= 16"],
+    ),
     (
         "bad-literal",
         BASE.replace('device = "cpu"', 'device = "gpu"'),
         [],
-        ["'run'", "device", "'gpu'"],
+        ["'run.device'", "'gpu'"],
     ),
     (
         "bad-plugin-literal",
@@ -300,3 +306,46 @@ def test_every_shipped_experiment_validates(path: Path) -> None:
     assert resolved.experiment.name == path.stem  # run directories are named after the file
     data = tomllib.loads(resolved.to_toml())
     assert data["curiosity"]["plugin"] == resolved.curiosity.entry.name
+
+
+# One invalid value per numeric [policy] key: each fails in `validate` (exit 2, the key
+# named), so `run` never starts with options the learner would reject.
+INVALID_POLICY_VALUES: dict[str, list[str]] = {
+    "lr": ["0", "-1e-4", "inf", "nan"],
+    "weight_decay": ["-0.1", "inf"],
+    "rollout_steps": ["0", "-8"],
+    "epochs": ["0"],
+    "minibatch_size": ["0"],
+    "sequence_length": ["0"],
+    "gamma_ext": ["1.5", "-0.1"],
+    "gamma_int": ["1.01", "nan"],
+    "gae_lambda": ["2.0", "-1"],
+    "clip_range": ["0", "-0.2"],
+    "value_clip_range": ["-1", "0", "inf"],
+    "value_coef": ["-0.5"],
+    "entropy_coef": ["-0.01", "inf"],
+    "max_grad_norm": ["0", "-inf"],
+    "ext_coef": ["-1"],
+    "int_coef": ["-1", "nan"],
+}
+
+
+def test_every_numeric_policy_key_is_checked() -> None:
+    from pamiqx.learner.options import PPOOptions
+
+    fields = attrs.fields(attrs.resolve_types(PPOOptions))
+    numeric = {f.name for f in fields if f.type in (int, float, float | None)}
+    assert numeric == set(INVALID_POLICY_VALUES)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [(k, v) for k, values in INVALID_POLICY_VALUES.items() for v in values],
+)
+def test_invalid_policy_value_fails_validate_naming_the_key(
+    write_toml: Write, cli: CLI, key: str, value: str
+) -> None:
+    path = write_toml(BASE)
+    code, out = cli("validate", str(path), f"policy.{key}={value}")
+    assert code == 2, out
+    assert f"'policy.{key}'" in out and "Traceback" not in out

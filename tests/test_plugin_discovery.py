@@ -270,16 +270,3 @@ def test_real_built_distribution_is_discovered(tmp_path: Path) -> None:
     plugins = {p["name"]: p for p in json.loads(out.stdout)["plugins"]}
     assert plugins["echo"]["distribution"] == "pamiqx-echo"
     assert plugins["echo"]["version"] == "0.3.0"
-
-
-def test_trace_hooks_environment_variable_traces_calls(tmp_path: Path) -> None:
-    code = (
-        "from pamiqx.plugins.manager import load_plugins\n"
-        "m = load_plugins()\n"
-        "m.hooks.hook.pamiqx_metrics_emitted(step=3, metrics={'x': 1.0})\n"
-    )
-    env = {**os.environ, "PAMIQX_TRACE_HOOKS": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
-    )
-    assert "pamiqx_metrics_emitted" in out.stderr and "step: 3" in out.stderr

@@ -236,7 +236,9 @@ def test_ppo_loss_rejects_mismatches() -> None:
 
 
 def test_config_validation() -> None:
-    assert PPOOptions() == PPOOptions(0.2, None, 0.5, 0.01)
+    defaults = PPOOptions()
+    assert (defaults.clip_range, defaults.value_clip_range) == (0.2, None)
+    assert (defaults.value_coef, defaults.entropy_coef) == (0.5, 0.01)
     with pytest.raises(ValueError):
         PPOOptions(clip_range=0.0)
     with pytest.raises(ValueError):

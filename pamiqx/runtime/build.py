@@ -1,4 +1,4 @@
-"""Experiment + plugin registry -> the pieces of a run (worlds, models, curiosity, collector, learner)."""
+"""Experiment + plugins -> the pieces of a run: worlds, models, curiosity, collector, learner."""
 
 from __future__ import annotations
 

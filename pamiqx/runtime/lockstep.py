@@ -1,4 +1,4 @@
-"""Lock-step runs for simulators: collect a rollout, train on it, repeat (deterministic per seed)."""
+"""Lock-step runs: collect a rollout, train on it, repeat (deterministic per seed)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What plugin authors use in their tests: contract checks, a distribution check, a training harness.
+"""What plugin authors use in their tests: contract checks, distribution check, harness.
 
 Example, in a plugin package's tests::
 
