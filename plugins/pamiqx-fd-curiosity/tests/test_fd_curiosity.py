@@ -10,18 +10,10 @@ from typing import Any
 
 import pytest
 import torch
-from pamiqx_fd_curiosity.core import (
-    combine_errors,
-    imagination_weights,
-    standardise,
-)
-from pamiqx_fd_curiosity.mechanisms import (
-    AdversarialCuriosity,
-    DeltaMinimizeCuriosity,
-    MetaCuriosity,
-    meta_coefficients,
-    meta_targets,
-)
+from pamiqx_fd_curiosity.imagination import combine_errors, imagination_weights
+from pamiqx_fd_curiosity.mechanisms import AdversarialCuriosity, DeltaMinimizeCuriosity
+from pamiqx_fd_curiosity.meta import MetaCuriosity, meta_coefficients, meta_targets
+from pamiqx_fd_curiosity.networks import standardise
 from pamiqx_fd_curiosity.plugin import (
     AdversarialOptions,
     AdversarialPlugin,

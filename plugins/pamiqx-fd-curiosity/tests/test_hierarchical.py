@@ -5,19 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from pamiqx_fd_curiosity.hierarchical import HierarchicalCuriosity, HierarchicalNetwork
+from pamiqx_fd_curiosity.hierarchical import HierarchicalCuriosity
+from pamiqx_fd_curiosity.hierarchical_network import HierarchicalNetwork
 from pamiqx_fd_curiosity.plugin import HierarchicalOptions, HierarchicalPlugin
 
 from pamiqx.api import ActionSpec, BuildContext, Curiosity, ObservationSpec, Transitions
-from pamiqx.experiment import PolicyConfig
-from pamiqx.learner.ppo import PPOLearner
-from pamiqx.runtime.agent import PolicyAgent
-from pamiqx.runtime.rollout import Rollout
-from pamiqx.testing import ContractSetup, check_curiosity_contract
+from pamiqx.testing import ContractSetup, TrainingHarness, check_curiosity_contract
 
 MULTI = ActionSpec("multi_discrete", (3, 3, 2))
 IMAGES = ObservationSpec((16, 16, 3), "uint8", "image")
@@ -191,37 +187,18 @@ def test_runs_in_float32_under_autocast() -> None:
 
 
 def test_host_ppo_trains_the_owned_network() -> None:
-    """The real agent and learner drive the network: latent actions stored, aux loss falls."""
+    """The host's collector and learner drive the network: latent actions held, aux loss falls."""
     curiosity = _build()
-    network = curiosity.policy_network({})
-    device = torch.device("cpu")
-    agent = PolicyAgent(network, curiosity, 2, device)
-    config = PolicyConfig(rollout_steps=32, minibatch_size=64, sequence_length=16, epochs=2)
-    learner = PPOLearner(network, config, device)
-    rollout = Rollout(32, 2, IMAGES, MULTI, network.hidden_dim, network.internal_action_dim)
+    harness = TrainingHarness(curiosity, IMAGES, MULTI)
     frames = _images(4).numpy()
-    starts = np.array([True, True])
-    for t in range(33):
-        observations = frames[[t % 4, (t + 1) % 4]]
-        if rollout.full:
-            _, reward = agent.bootstrap(observations, starts)
-            rollout.score_last(reward)
-            break
-        _, step = agent.act(observations, starts)
-        rollout.record(step)
-        rollout.complete_step(
-            np.zeros(2, np.float32), np.zeros(2, bool), torch.from_numpy(observations)
-        )
-        starts = np.array([False, False])
-    assert rollout.internal.abs().sum() > 0, "latent actions were not stored"
+    batch = harness.collect(lambda t: frames[[t % 4, (t + 1) % 4]])
+    assert batch.internal.abs().sum() > 0, "latent actions were not stored"
     # Held between the top layer's acting steps (every 2 steps here).
-    assert torch.equal(rollout.internal[1::2], rollout.internal[0::2])
-    assert rollout.rewards_int_online[1:].abs().sum() > 0, "the network's rewards did not arrive"
-    batch = rollout.batch(device, {"ext": torch.zeros(2), "int": torch.zeros(2)})
-    intrinsic = curiosity.rewards(batch.transitions(online=True))
-    metrics = learner.train(batch, intrinsic)
+    assert torch.equal(batch.internal[1::2], batch.internal[0::2])
+    assert batch.rewards_int_online[1:].abs().sum() > 0, "the network's rewards did not arrive"
+    metrics = harness.train(batch)
     first = metrics["loss/aux"]
     assert "hierarchical/error_1" in metrics
     for _ in range(5):
-        last = learner.train(batch, intrinsic)["loss/aux"]
+        last = harness.train(batch)["loss/aux"]
     assert last < first

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from pamiqx_fd_curiosity.plugin import (
@@ -21,11 +20,7 @@ from pamiqx_fd_curiosity.plugin import (
 from pamiqx_fd_curiosity.unified import TTTCore, UnifiedCuriosity, UnifiedNetwork
 
 from pamiqx.api import ActionSpec, BuildContext, ObservationSpec, Transitions
-from pamiqx.experiment import PolicyConfig
-from pamiqx.learner.ppo import PPOLearner
-from pamiqx.runtime.agent import PolicyAgent
-from pamiqx.runtime.rollout import Rollout
-from pamiqx.testing import ContractSetup, check_curiosity_contract
+from pamiqx.testing import ContractSetup, TrainingHarness, check_curiosity_contract
 
 MULTI = ActionSpec("multi_discrete", (3, 3, 2))
 SMALL: dict[str, Any] = {
@@ -165,35 +160,16 @@ def test_ttt_reward_follows_the_formula_with_fatigue() -> None:
 
 
 def test_host_ppo_trains_the_owned_network() -> None:
-    """The real agent and learner drive the network: aux loss falls, internal actions stored."""
+    """The host's collector and learner drive the network: internal actions kept, aux loss falls."""
     curiosity: UnifiedCuriosity = _build(UnifiedPlugin, UnifiedOptions(**SMALL))
-    network = curiosity.policy_network({})
-    device = torch.device("cpu")
-    agent = PolicyAgent(network, curiosity, 2, device)
-    config = PolicyConfig(rollout_steps=32, minibatch_size=64, sequence_length=16, epochs=2)
-    learner = PPOLearner(network, config, device)
-    rollout = Rollout(32, 2, IMAGES, MULTI, network.hidden_dim, network.internal_action_dim)
+    harness = TrainingHarness(curiosity, IMAGES, MULTI)
     frames = torch.randint(0, 255, (4, 16, 16, 3), dtype=torch.uint8).numpy()
-    starts = np.array([True, True])
-    for t in range(33):
-        observations = frames[[t % 4, (t + 1) % 4]]
-        if rollout.full:
-            _, reward = agent.bootstrap(observations, starts)
-            rollout.score_last(reward)
-            break
-        _, step = agent.act(observations, starts)
-        rollout.record(step)
-        rollout.complete_step(
-            np.zeros(2, np.float32), np.zeros(2, bool), torch.from_numpy(observations)
-        )
-        starts = np.array([False, False])
-    assert rollout.internal.abs().sum() > 0, "internal actions were not stored"
-    assert rollout.rewards_int_online[1:].abs().sum() > 0, "the network's rewards did not arrive"
-    batch = rollout.batch(device, {"ext": torch.zeros(2), "int": torch.zeros(2)})
-    intrinsic = curiosity.rewards(batch.transitions(online=True))
-    first = learner.train(batch, intrinsic)["loss/aux"]
+    batch = harness.collect(lambda t: frames[[t % 4, (t + 1) % 4]])
+    assert batch.internal.abs().sum() > 0, "internal actions were not stored"
+    assert batch.rewards_int_online[1:].abs().sum() > 0, "the network's rewards did not arrive"
+    first = harness.train(batch)["loss/aux"]
     for _ in range(5):
-        last = learner.train(batch, intrinsic)["loss/aux"]
+        last = harness.train(batch)["loss/aux"]
     assert last < first
 
 

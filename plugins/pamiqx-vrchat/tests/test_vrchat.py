@@ -37,11 +37,11 @@ from pamiqx_vrchat.actions import (
     osc_action,
     release_action,
 )
-from pamiqx_vrchat.environment import VRChatEnvironment, square_rgb
+from pamiqx_vrchat.camera import square_rgb
+from pamiqx_vrchat.environment import VRChatEnvironment
 from pamiqx_vrchat.plugin import VRChatOptions, VRChatPlugin
 
-import pamiqx
-from pamiqx.api.errors import EnvironmentUnavailableError
+from pamiqx.api import EnvironmentUnavailableError, hookimpl, locomotion_action_spec
 
 V, H, L = "/input/Vertical", "/input/Horizontal", "/input/LookHorizontal"
 JUMP, RUN = "/input/Jump", "/input/Run"
@@ -97,18 +97,13 @@ class RecordingActuator:
 # --------------------------------------------------------------------------- actions
 
 
-def test_action_layouts_mirror_sim_maze() -> None:
-    from pamiqx.api import BuildContext
-    from pamiqx.envs.sim_maze import SimMazeOptions, SimMazePlugin
-
+def test_action_layouts_are_the_locomotion_layouts() -> None:
+    """The layouts sim-maze uses too, so that a maze-trained agent runs here unchanged."""
     for mode in ("discrete", "multi_discrete"):
-        maze = SimMazePlugin().build(
-            SimMazeOptions(size=16, action_mode=mode), BuildContext("t", 0)
-        )
         vrchat = VRChatEnvironment(
             VRChatOptions(action_mode=mode), SolidSensor, lambda: RecordingActuator([])
         )
-        assert vrchat.action_spec == maze.action_spec
+        assert vrchat.action_spec == locomotion_action_spec(mode)
     env = VRChatEnvironment(VRChatOptions(), SolidSensor, lambda: RecordingActuator([]))
     assert env.action_spec.kind == "discrete" and env.action_spec.nvec == (7,)
     assert env.observation_spec.shape == (64, 64, 3) and env.realtime
@@ -538,7 +533,7 @@ class MetricsRecorder:
     def __init__(self) -> None:
         self.metrics: list[dict[str, float]] = []
 
-    @pamiqx.hookimpl
+    @hookimpl
     def pamiqx_metrics_emitted(self, step: int, metrics: dict[str, float]) -> None:
         self.metrics.append(dict(metrics))
 

@@ -1,8 +1,9 @@
-"""The mechanisms of the family: ``adversarial``, ``delta-minimize`` and ``meta``.
+"""The imagination mechanisms of the family: ``adversarial`` and ``delta-minimize``.
 
-All three are online: the reward of the transition into ``o_t`` is computed in
-:meth:`~pamiqx.api.Curiosity.agent_step` when ``o_t`` arrives, from the
-predictions the forward-dynamics model made of it (see :mod:`pamiqx_fd_curiosity.core`).
+Both are online: the reward of the transition into ``o_t`` is computed in
+:meth:`~pamiqx.api.Curiosity.agent_step` when ``o_t`` arrives, from the K
+predictions the forward-dynamics model made of it (see
+:mod:`pamiqx_fd_curiosity.imagination`). ``meta`` is in :mod:`pamiqx_fd_curiosity.meta`.
 """
 
 from __future__ import annotations
@@ -11,28 +12,21 @@ import abc
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from pamiqx.api import ActionSpec, ObservationSpec, Transitions, one_hot_width
-from pamiqx_fd_curiosity.core import (
-    ForwardDynamics,
-    ForwardDynamicsCuriosity,
+from pamiqx_fd_curiosity.base import ForwardDynamicsCuriosity
+from pamiqx_fd_curiosity.imagination import (
     Imagination,
-    RandomEncoder,
     combine_errors,
     imagination_errors,
     imagination_weights,
-    run_sequence,
-    standardise,
     weighted_loss,
 )
+from pamiqx_fd_curiosity.networks import ForwardDynamics, RandomEncoder
 
 if TYPE_CHECKING:
-    from pamiqx_fd_curiosity.plugin import FDOptions, ImaginationOptions, MetaOptions
-
-
-def _encoder(options: FDOptions, observation_spec: ObservationSpec) -> RandomEncoder:
-    return RandomEncoder(observation_spec, options.latent_dim, options.encoder_channels)
+    from pamiqx_fd_curiosity.plugin import ImaginationOptions
 
 
 class ImaginationCuriosity(ForwardDynamicsCuriosity):
@@ -64,8 +58,10 @@ class ImaginationCuriosity(ForwardDynamicsCuriosity):
         model = ForwardDynamics(
             options.latent_dim, one_hot_width(action_spec.nvec), options.hidden_dim
         )
+        # After the FD: the order modules draw from the seeded RNG fixes a run's results.
+        encoder = RandomEncoder(observation_spec, options.latent_dim, options.encoder_channels)
         super().__init__(
-            _encoder(options, observation_spec),
+            encoder,
             model,
             action_spec,
             device,
@@ -200,201 +196,3 @@ class DeltaMinimizeCuriosity(ImaginationCuriosity):
         previous, has = state["previous_error"], state["has_previous"]
         self.previous_error = None if previous is None else previous.to(self.device).clone()
         self.has_previous = None if has is None else has.to(self.device).clone()
-
-
-def meta_coefficients(preset: str, levels: int) -> list[float]:
-    """Return the per-level reward coefficients ``c_i`` of a preset.
-
-    Args:
-        preset: ``maximize_top`` (``[-1, ..., -1, +1]``), ``all_minimize`` (all -1),
-            ``all_maximize`` (all +1) or ``linear`` (-1 at the bottom to +1 at the top).
-        levels: ``L``.
-
-    Returns:
-        ``L`` coefficients, bottom level first.
-
-    Raises:
-        ValueError: For an unknown preset.
-    """
-    if preset == "maximize_top":
-        return [-1.0] * (levels - 1) + [1.0]
-    if preset == "all_minimize":
-        return [-1.0] * levels
-    if preset == "all_maximize":
-        return [1.0] * levels
-    if preset == "linear":
-        if levels == 1:
-            return [-1.0]
-        return [-1.0 + 2.0 * i / (levels - 1) for i in range(levels)]
-    raise ValueError(f"unknown coefficient preset {preset!r}")
-
-
-def meta_targets(predictions: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    """The meta cascade: each level's standardised target and its squared residual.
-
-    ``τ_0 = o_{t+1}``; level ``i`` standardises ``τ_i`` (its training target),
-    ``δ_i = std(τ_i) - ô_i`` and ``τ_{i+1} = δ_i``.
-
-    Args:
-        predictions: ``(L, ..., D)`` each level's prediction ``ô_i``.
-        target: ``(..., D)`` the latent that arrived.
-
-    Returns:
-        ``(L, ..., D)`` standardised targets and ``(L, ...)`` ``mean(δ_i^2)``.
-    """
-    targets, squared = [], []
-    tau = target
-    for i in range(predictions.shape[0]):
-        standardised = standardise(tau)
-        delta = standardised - predictions[i]
-        targets.append(standardised)
-        squared.append(delta.pow(2).mean(dim=-1))
-        tau = delta
-    return torch.stack(targets), torch.stack(squared)
-
-
-class MetaCuriosity(ForwardDynamicsCuriosity):
-    """``meta``: L FD levels, each predicting what the levels below left unexplained.
-
-    Every level sees the same input ``(o_t, a_t, g_i)``. Reward
-    ``sum_i c_i * mean(δ_i^2)``. No imagination (K=1): each level's 1-step
-    prediction is scored, as each level's target depends on the residuals of
-    the levels below at the same step.
-
-    Attributes:
-        levels: ``L``.
-        coefficients: ``(L,)`` ``c_i``.
-        last_components: ``(L, E)`` the coefficient-scaled per-level rewards of
-            the last agent step (a diagnostic).
-    """
-
-    def __init__(
-        self,
-        options: MetaOptions,
-        observation_spec: ObservationSpec,
-        action_spec: ActionSpec,
-        device: str,
-    ) -> None:
-        """Build the encoder, the L FD levels and their optimizer on ``device``.
-
-        Args:
-            options: The plugin's options.
-            observation_spec: What the environment observes.
-            action_spec: The action space.
-            device: Where everything lives.
-        """
-        levels = nn.ModuleList(
-            ForwardDynamics(options.latent_dim, one_hot_width(action_spec.nvec), options.hidden_dim)
-            for _ in range(options.num_meta_levels)
-        )
-        super().__init__(
-            _encoder(options, observation_spec),
-            levels,
-            action_spec,
-            device,
-            options.lr,
-            options.grad_clip,
-            options.epochs,
-        )
-        self.hidden_dim = options.hidden_dim
-        self.levels = options.num_meta_levels
-        self.coefficients = torch.tensor(
-            meta_coefficients(options.coefficients, self.levels), device=self.device
-        )
-        self.latent: Tensor | None = None
-        self.hidden: Tensor | None = None
-        self.last_components: Tensor | None = None
-
-    def _levels(self, module: nn.Module) -> list[ForwardDynamics]:
-        assert isinstance(module, nn.ModuleList)
-        return [level for level in module if isinstance(level, ForwardDynamics)]
-
-    def _agent_ready(self, num_envs: int) -> bool:
-        return self.latent is not None and self.latent.shape[0] == num_envs
-
-    def _agent_start(self, latent: Tensor) -> None:
-        self.latent = latent.clone()
-        self.hidden = latent.new_zeros(self.levels, latent.shape[0], self.hidden_dim)
-
-    def _agent_reward(self, latent: Tensor, action: Tensor, starts: Tensor) -> Tensor:
-        assert self.latent is not None and self.hidden is not None
-        predictions, hiddens = [], []
-        for i, level in enumerate(self._levels(self.agent_model)):
-            prediction, hidden = level(self.latent, action, self.hidden[i])
-            predictions.append(prediction)
-            hiddens.append(hidden)
-        _, squared = meta_targets(torch.stack(predictions), latent)
-        components = self.coefficients.unsqueeze(-1) * squared * (~starts).to(squared.dtype)
-        keep = (~starts).to(latent.dtype).unsqueeze(-1)
-        self.latent = latent.clone()
-        self.hidden = torch.stack(hiddens) * keep
-        self.last_components = components
-        for i in range(self.levels):
-            self._record(f"reward_level{i}", components[i], ~starts)
-        return components.sum(dim=0)
-
-    def _agent_state(self) -> dict[str, Any]:
-        return {
-            "latent": None if self.latent is None else self.latent.clone(),
-            "hidden": None if self.hidden is None else self.hidden.clone(),
-        }
-
-    def _load_agent_state(self, state: dict[str, Any]) -> None:
-        latent, hidden = state["latent"], state["hidden"]
-        self.latent = None if latent is None else latent.to(self.device).clone()
-        self.hidden = None if hidden is None else hidden.to(self.device).clone()
-
-    def _zero_train_hidden(self, num_envs: int) -> Tensor:
-        return torch.zeros(self.levels, num_envs, self.hidden_dim, device=self.device)
-
-    def _run_levels(
-        self, latents: Tensor, actions: Tensor, dones: Tensor, hidden: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        predictions, lasts = [], []
-        for i, level in enumerate(self._levels(self.model)):
-            prediction, _, last = run_sequence(level, latents, actions, dones, hidden[i])
-            predictions.append(prediction)
-            lasts.append(last)
-        return torch.stack(predictions), torch.stack(lasts)
-
-    def _loss(
-        self,
-        latents: Tensor,
-        actions: Tensor,
-        next_latents: Tensor,
-        dones: Tensor,
-        hidden: Tensor,
-    ) -> tuple[Tensor, dict[str, float], Tensor]:
-        predictions, last = self._run_levels(latents, actions, dones, hidden)
-        # Targets are data: no gradient flows from a level's target into the levels below.
-        with torch.no_grad():
-            targets, _ = meta_targets(predictions.detach(), next_latents)
-        valid = (~dones).to(latents.dtype)
-        count = valid.sum().clamp_min(1.0)
-        per_level = (predictions - targets).pow(2).mean(dim=-1).mul(valid).sum(dim=(1, 2)) / count
-        loss = per_level.sum()
-        metrics = {"loss": float(loss.detach())}
-        metrics.update({f"loss_level{i}": float(v) for i, v in enumerate(per_level.detach())})
-        return loss, metrics, last
-
-    @torch.no_grad()
-    def level_rewards(self, batch: Transitions) -> Tensor:
-        """Replay a batch through the trained levels: each level's reward component.
-
-        A diagnostic (the rewards themselves are scored while acting): the
-        replay starts from a zero recurrent state and uses the trained models.
-
-        Returns:
-            ``(L, T, E)`` ``c_i * mean(δ_i^2)`` of each transition (0 where ``dones``).
-        """
-        latents = self.encoder(batch.observations.to(self.device))
-        next_latents = self.encoder(batch.next_observations.to(self.device))
-        dones = batch.dones.to(self.device, torch.bool)
-        predictions, _ = self._run_levels(
-            latents,
-            self.encode_actions(batch.actions),
-            dones,
-            self._zero_train_hidden(int(dones.shape[1])),
-        )
-        _, squared = meta_targets(predictions, next_latents)
-        return self.coefficients.view(-1, 1, 1) * squared * (~dones).to(squared.dtype)

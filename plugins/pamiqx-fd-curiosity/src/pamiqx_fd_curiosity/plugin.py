@@ -227,7 +227,7 @@ class MetaPlugin(_FamilyPlugin):
 
     name = "meta"
     Options = MetaOptions
-    mechanism = "mechanisms.MetaCuriosity"
+    mechanism = "meta.MetaCuriosity"
 
 
 class HierarchicalPlugin(_FamilyPlugin):

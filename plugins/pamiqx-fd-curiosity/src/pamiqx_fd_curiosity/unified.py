@@ -51,7 +51,7 @@ from pamiqx.api import (
     one_hot_actions,
     one_hot_width,
 )
-from pamiqx_fd_curiosity.core import RandomEncoder
+from pamiqx_fd_curiosity.networks import RandomEncoder
 from pamiqx_fd_curiosity.owned import (
     INTERNAL_LOG_STD_RANGE,
     OwnedPolicyCuriosity,

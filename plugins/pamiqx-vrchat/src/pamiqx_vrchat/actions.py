@@ -3,7 +3,8 @@
 An action is first decoded into a :class:`Command` (signed locomotion inputs and two
 buttons), then turned into the ``{"axes": {OscAxes: float}, "buttons": {OscButtons: bool}}``
 dict that pamiq-vrchat's ``OscActuator`` takes, or into a ``MouseActuator`` action when
-turning is done with the mouse. Both layouts mirror ``pamiqx.envs.maze`` so that an agent
+turning is done with the mouse. Both layouts are pamiqx's locomotion layouts
+(:func:`pamiqx.api.locomotion_action_spec`), which ``sim-maze`` uses too, so that an agent
 trained in the maze can be pointed at VRChat:
 
 * ``discrete``: 7 actions, see :data:`DISCRETE_ACTIONS`.

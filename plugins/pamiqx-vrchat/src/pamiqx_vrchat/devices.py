@@ -1,15 +1,17 @@
 """The real devices behind ``vrchat`` and the checks that run before a run starts.
 
 Each ``*_factory`` function checks what it can up front (raising
-:class:`~pamiqx.errors.EnvironmentUnavailableError` with what to do) and returns a
+:class:`~pamiqx.api.EnvironmentUnavailableError` with what to do) and returns a
 zero-argument callable that opens the device; the environment calls it at setup and
 again to re-open the camera or to get a fresh actuator after releasing every input.
-Imported only by :meth:`pamiqx_vrchat.plugin.VRChatPlugin.build`.
+:func:`teardown_quietly` closes a sensor whatever state it is in. Imported when
+:meth:`pamiqx_vrchat.plugin.VRChatPlugin.build` runs, never at registration.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import socket
 import sys
 from collections.abc import Callable
@@ -18,7 +20,9 @@ from typing import TYPE_CHECKING
 from pamiqx.api import EnvironmentUnavailableError
 
 if TYPE_CHECKING:
-    from pamiqx_vrchat.environment import Actuator, AudioSource, FrameSensor
+    from pamiqx_vrchat.audio import AudioSource
+    from pamiqx_vrchat.camera import FrameSensor
+    from pamiqx_vrchat.environment import Actuator
     from pamiqx_vrchat.plugin import VRChatOptions
 
 __all__ = [
@@ -30,7 +34,10 @@ __all__ = [
     "mouse_actuator_factory",
     "osc_actuator_factory",
     "require_dependencies",
+    "teardown_quietly",
 ]
+
+logger = logging.getLogger(__name__)
 
 OBS_CAMERA = "OBS Virtual Camera"
 """The name OBS gives its virtual camera, which pamiq-vrchat looks for by default."""
@@ -67,6 +74,14 @@ def require_dependencies() -> None:
             "mouse = true). If the error mentions libGL, install your system's OpenGL runtime "
             "(e.g. apt install libgl1)."
         ) from error
+
+
+def teardown_quietly(device: FrameSensor | AudioSource) -> None:
+    """Tear a sensor down, logging what goes wrong instead of raising it."""
+    try:
+        device.teardown()
+    except Exception as error:  # noqa: BLE001 - a broken device must not end the run
+        logger.debug("device teardown failed: %s: %s", type(error).__name__, error)
 
 
 def list_cameras() -> list[str]:

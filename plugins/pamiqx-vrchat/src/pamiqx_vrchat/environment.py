@@ -12,6 +12,9 @@ are ignored, and each ``observe()`` waits one exponential-backoff interval (up t
 good frame, so that pamiq-core can still pause for checkpoints and shut down. The first
 frame after an outage starts a new episode, since the world moved on unseen. Outages
 are counted in :meth:`VRChatEnvironment.evaluation_metrics`.
+
+The camera and the microphone are in :mod:`pamiqx_vrchat.camera` and
+:mod:`pamiqx_vrchat.audio`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 from pamiq_core import time as pamiq_time
@@ -32,58 +34,20 @@ from pamiqx.api import (
     EnvironmentUnavailableError,
     EnvStep,
     ObservationSpec,
+    locomotion_action_spec,
 )
-from pamiqx_vrchat.actions import (
-    DISCRETE_ACTIONS,
-    MULTI_DISCRETE_NAMES,
-    MULTI_DISCRETE_NVEC,
-    decode,
-    mouse_action,
-    osc_action,
-)
+from pamiqx_vrchat.actions import decode, mouse_action, osc_action
+from pamiqx_vrchat.audio import AudioMonitor
+from pamiqx_vrchat.camera import Camera, Frame, square_rgb
 
 if TYPE_CHECKING:
+    from pamiqx_vrchat.audio import AudioSource
+    from pamiqx_vrchat.camera import FrameSensor
     from pamiqx_vrchat.plugin import VRChatOptions
 
-__all__ = [
-    "Actuator",
-    "AudioMonitor",
-    "AudioSource",
-    "Camera",
-    "FrameSensor",
-    "VRChatEnvironment",
-    "square_rgb",
-]
+__all__ = ["Actuator", "VRChatEnvironment"]
 
 logger = logging.getLogger(__name__)
-
-Frame = npt.NDArray[np.uint8]
-
-
-class FrameSensor(Protocol):
-    """A camera: pamiq-vrchat's ``ImageSensor`` or anything shaped like it."""
-
-    def setup(self) -> None:
-        """Start capturing."""
-
-    def read(self) -> npt.NDArray[Any] | None:
-        """Return an RGB (or grayscale / RGBA) uint8 frame ``(H, W, C)``; None or raise if none."""
-
-    def teardown(self) -> None:
-        """Release the device."""
-
-
-class AudioSource(Protocol):
-    """A microphone: pamiq-vrchat's ``AudioSensor`` or anything shaped like it."""
-
-    def setup(self) -> None:
-        """Start capturing."""
-
-    def read(self) -> npt.NDArray[Any]:
-        """Return a float ``(frames, channels)`` chunk; raise if none is available."""
-
-    def teardown(self) -> None:
-        """Release the device."""
 
 
 class Actuator(Protocol):
@@ -100,221 +64,6 @@ class Actuator(Protocol):
 
     def teardown(self) -> None:
         """Release every input and the device."""
-
-
-def square_rgb(frame: npt.NDArray[Any], size: int) -> Frame:
-    """Centre-crop a frame to a square and resize it to ``(size, size, 3)`` RGB uint8.
-
-    Args:
-        frame: ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA, uint8.
-        size: Side of the output in pixels.
-
-    Returns:
-        The resized frame (``cv2.INTER_AREA``).
-
-    Raises:
-        ValueError: If the frame has another shape or dtype, or is empty.
-    """
-    array = np.asarray(frame)
-    if array.ndim == 2:
-        array = array[:, :, None]
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-        raise ValueError(
-            f"expected a uint8 frame (H, W, 1|3|4), got {array.dtype} {tuple(array.shape)}"
-        )
-    height, width = array.shape[:2]
-    side = min(height, width)
-    if side == 0:
-        raise ValueError(f"empty frame {tuple(array.shape)}")
-    top, left = (height - side) // 2, (width - side) // 2
-    square = array[top : top + side, left : left + side]
-    if square.shape[2] == 1:
-        square = np.repeat(square, 3, axis=2)
-    square = np.ascontiguousarray(square[:, :, :3])
-    if side != size:
-        square = cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(square, dtype=np.uint8)
-
-
-def _teardown_quietly(device: FrameSensor | AudioSource) -> None:
-    try:
-        device.teardown()
-    except Exception as error:  # noqa: BLE001 - a broken device must not end the run
-        logger.debug("device teardown failed: %s: %s", type(error).__name__, error)
-
-
-class _PendingRead:
-    """One ``sensor.read()`` in its own daemon thread, so that a hung camera cannot hang a step."""
-
-    def __init__(self, sensor: FrameSensor) -> None:
-        self.sensor = sensor
-        self.done = threading.Event()
-        self.frame: npt.NDArray[Any] | None = None
-        self.error: BaseException | None = None
-        self._lock = threading.Lock()
-        self._close_when_done = False
-        threading.Thread(target=self._run, name="vrchat-frame-read", daemon=True).start()
-
-    def _run(self) -> None:
-        try:
-            self.frame = self.sensor.read()
-        except Exception as error:  # noqa: BLE001 - any camera failure is an outage, not a crash
-            self.error = error
-        with self._lock:
-            self.done.set()
-            close = self._close_when_done
-        if close:
-            _teardown_quietly(self.sensor)
-
-    def close_sensor_when_done(self) -> None:
-        """Tear the sensor down now, or as soon as the read in flight returns."""
-        with self._lock:
-            if not self.done.is_set():
-                self._close_when_done = True
-                return
-        _teardown_quietly(self.sensor)
-
-
-class Camera:
-    """Reads frames from a sensor made by a factory, with a timeout, and re-opens it.
-
-    Args:
-        factory: Returns a new, not yet set-up sensor.
-        timeout_s: Seconds (on pamiq-core's clock) to wait for a frame.
-
-    Attributes:
-        problem: Why the last read or re-open failed.
-    """
-
-    MAX_HUNG_READS = 2
-    """Re-opening is refused while this many abandoned reads still hang (bounds the leak)."""
-
-    def __init__(self, factory: Callable[[], FrameSensor], timeout_s: float) -> None:
-        self._factory = factory
-        self._timeout_s = timeout_s
-        self._sensor: FrameSensor | None = None
-        self._pending: _PendingRead | None = None
-        self._abandoned: list[_PendingRead] = []
-        self.problem = ""
-
-    @property
-    def is_open(self) -> bool:
-        """Return whether a sensor is open."""
-        return self._sensor is not None
-
-    def open(self) -> None:
-        """Create and set up a sensor (errors propagate)."""
-        sensor = self._factory()
-        sensor.setup()
-        self._sensor = sensor
-
-    def close(self) -> None:
-        """Tear the sensor down (a hung read closes it when it returns)."""
-        sensor, pending = self._sensor, self._pending
-        self._sensor = self._pending = None
-        self.problem = "the camera is closed"
-        if pending is not None:
-            pending.close_sensor_when_done()
-            self._abandoned.append(pending)
-        elif sensor is not None:
-            _teardown_quietly(sensor)
-
-    def reopen(self) -> bool:
-        """Close the sensor and open a new one; return False (and set ``problem``) on failure."""
-        self.close()
-        self._abandoned = [read for read in self._abandoned if not read.done.is_set()]
-        if len(self._abandoned) >= self.MAX_HUNG_READS:
-            # Each hung read holds a thread and a device handle: wait for one to return.
-            self.problem = f"{len(self._abandoned)} camera reads are still hanging"
-            return False
-        try:
-            self.open()
-        except Exception as error:  # noqa: BLE001 - retried after the next backoff
-            self.problem = f"re-opening the camera failed ({type(error).__name__}: {error})"
-            return False
-        return True
-
-    def read(self) -> npt.NDArray[Any] | None:
-        """Return the next frame, or None (and set ``problem``) when there is none in time."""
-        if self._sensor is None:
-            return None  # ``problem`` says why (closed, or re-opening failed)
-        if self._pending is None:
-            self._pending = _PendingRead(self._sensor)
-        # Event.wait takes wall seconds; pamiq-core's clock runs time_scale times faster.
-        if not self._pending.done.wait(self._timeout_s / pamiq_time.get_time_scale()):
-            self.problem = f"no frame within {self._timeout_s:g} s"
-            return None  # the read stays in flight; the next call collects it
-        done, self._pending = self._pending, None
-        if done.error is not None:
-            self.problem = f"the camera failed ({type(done.error).__name__}: {done.error})"
-            return None
-        if done.frame is None:
-            self.problem = "the camera returned no frame"
-            return None
-        return done.frame
-
-
-class AudioMonitor:
-    """Reads audio in a background thread and keeps its RMS level as a metric.
-
-    The audio is not given to the agent (observations are frames only); the level
-    shows whether the world was audible, e.g. to relate curiosity to sound.
-
-    Args:
-        source: A sensor, not yet set up.
-    """
-
-    def __init__(self, source: AudioSource) -> None:
-        self._source = source
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._rms_sum = 0.0
-        self._rms_count = 0
-        self._chunks = 0
-        self._errors = 0
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Set the sensor up and start reading (setup errors propagate)."""
-        self._source.setup()
-        self._thread = threading.Thread(target=self._loop, name="vrchat-audio", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                chunk = np.asarray(self._source.read(), dtype=np.float64)
-            except Exception as error:  # noqa: BLE001 - audio is a metric; it must not end the run
-                with self._lock:
-                    self._errors += 1
-                logger.debug("audio read failed: %s: %s", type(error).__name__, error)
-                self._stop.wait(0.1)  # the sensor already waited; do not spin on a dead device
-                continue
-            rms = float(np.sqrt(np.mean(np.square(chunk)))) if chunk.size else 0.0
-            with self._lock:
-                self._rms_sum += rms
-                self._rms_count += 1
-                self._chunks += 1
-
-    def stop(self) -> None:
-        """Stop reading and tear the sensor down."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-            self._thread = None
-        _teardown_quietly(self._source)
-
-    def metrics(self) -> dict[str, float]:
-        """Return the mean RMS since the last call and cumulative chunk and error counts."""
-        with self._lock:
-            out = {
-                "vrchat/audio_chunks": float(self._chunks),
-                "vrchat/audio_errors": float(self._errors),
-            }
-            if self._rms_count:
-                out["vrchat/audio_rms"] = self._rms_sum / self._rms_count
-            self._rms_sum, self._rms_count = 0.0, 0
-        return out
 
 
 FIRST_FRAME_WAIT_S = 5.0
@@ -360,12 +109,8 @@ class VRChatEnvironment(Environment):
         self._observation_spec = ObservationSpec(
             shape=(options.size, options.size, 3), dtype="uint8", kind="image"
         )
-        if options.action_mode == "discrete":
-            self._action_spec = ActionSpec("discrete", (len(DISCRETE_ACTIONS),), DISCRETE_ACTIONS)
-        else:
-            self._action_spec = ActionSpec(
-                "multi_discrete", MULTI_DISCRETE_NVEC, MULTI_DISCRETE_NAMES
-            )
+        # The layout sim-maze uses too, so that maze-trained agents run here unchanged.
+        self._action_spec = locomotion_action_spec(options.action_mode)
         self._last_frame: Frame = np.zeros((options.size, options.size, 3), dtype=np.uint8)
         self._episode_start = True
         self._outage_since: float | None = None

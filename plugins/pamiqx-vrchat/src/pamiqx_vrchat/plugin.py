@@ -10,7 +10,9 @@ import attrs
 from pamiqx.api import BuildContext, EnvironmentPlugin, hookimpl
 
 if TYPE_CHECKING:
-    from pamiqx_vrchat.environment import Actuator, AudioSource, FrameSensor, VRChatEnvironment
+    from pamiqx_vrchat.audio import AudioSource
+    from pamiqx_vrchat.camera import FrameSensor
+    from pamiqx_vrchat.environment import Actuator, VRChatEnvironment
 
 
 def _camera(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
