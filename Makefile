@@ -77,7 +77,7 @@ bench: venv ## Run the benchmarks and print their numbers
 	$(PY) -m bench
 
 compare: venv ## Run experiments/compare-<COMPARE_WORLD>-*.toml (maze, minigrid) x 3 seeds, then the report
-	$(PY) -m pamiqx.compare_suite --world "$(COMPARE_WORLD)" --dir "$(COMPARE_DIR)" $(COMPARE_ARGS)
+	$(VENV)/bin/pamiqx compare-suite --world "$(COMPARE_WORLD)" --dir "$(COMPARE_DIR)" $(COMPARE_ARGS)
 
 aim: venv ## Serve the Aim UI over the log directory on port 43800
 	$(VENV)/bin/aim up --host 127.0.0.1 --port 43800 --repo "$(LOG_DIR)"

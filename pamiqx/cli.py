@@ -1,8 +1,9 @@
-"""The ``pamiqx`` command line: run, validate, list-plugins, new-plugin, compare.
+"""The ``pamiqx`` command line: run, validate, list-plugins, new-plugin, compare, compare-suite.
 
 User mistakes (:class:`pamiqx.errors.PamiqxError`) end with a one-paragraph
 message on stderr and exit code 2; ``--debug`` shows the traceback instead.
 Heavy imports (torch, aim) happen only inside the commands that need them.
+``pamiqx --install-completion`` sets up shell completion (:mod:`pamiqx.completion`).
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from rich.markup import escape
 from pamiqx import __version__
 from pamiqx.api import PLUGIN_KINDS
 from pamiqx.api.errors import PamiqxError
+from pamiqx.completion import complete_experiment_file, complete_override
 
 USER_ERROR_EXIT = 2
 
 app = typer.Typer(
     name="pamiqx",
     help="Curiosity-driven reinforcement learning experiments, assembled from plugins.",
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -37,12 +39,20 @@ DebugOption = Annotated[
     bool,
     typer.Option("--debug", help="Show the full traceback of an error.", envvar="PAMIQX_DEBUG"),
 ]
-FileArgument = Annotated[Path, typer.Argument(help="The experiment TOML file.", show_default=False)]
+FileArgument = Annotated[
+    Path,
+    typer.Argument(
+        help="The experiment TOML file.",
+        show_default=False,
+        autocompletion=complete_experiment_file,
+    ),
+]
 OverridesArgument = Annotated[
     list[str] | None,
     typer.Argument(
         help="Overrides KEY.PATH=VALUE (VALUE is TOML; a bare word is a string).",
         show_default=False,
+        autocompletion=complete_override,
     ),
 ]
 
@@ -272,6 +282,64 @@ def compare(
         if out is not None:
             for path in write_report(groups, out):
                 console.print(f"wrote {path}", markup=False)
+
+
+@app.command("compare-suite")
+def compare_suite(
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="KEY=VALUE",
+            help="Overrides for every run, e.g. run.max_steps=2048.",
+            show_default=False,
+        ),
+    ] = None,
+    world: Annotated[
+        str, typer.Option("--world", help="Run experiments/compare-<world>-*.toml.")
+    ] = "maze",
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where the runs go (their run.log_dir).")
+    ] = Path("logs/compare"),
+    experiments: Annotated[
+        Path, typer.Option("--experiments", help="The folder of the experiment files.")
+    ] = Path("experiments"),
+    # The defaults are those of pamiqx.compare.suite, written out to keep numpy out of
+    # every pamiqx start (tests/test_compare_suite.py checks that they agree).
+    seeds: Annotated[str, typer.Option("--seeds", help="Seeds of every file, e.g. 0,1.")] = "0,1,2",
+    jobs: Annotated[int, typer.Option("--jobs", help="Runs at a time.")] = 2,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            help="Report path, as `pamiqx compare --out` takes (default: DIR/report-<world>/).",
+            show_default=False,
+        ),
+    ] = None,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Skip the report (`pamiqx compare`).")
+    ] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Run each experiments/compare-<world>-*.toml for every seed, then `pamiqx compare` them.
+
+    Runs finished in --dir are skipped, stopped ones resume from their checkpoint
+    and failed ones start again. Exit code 1 when a run or the report failed, 130
+    when stopped (Ctrl-C or SIGTERM; the same command resumes).
+    """
+    from pamiqx.compare.suite import parse_seeds, run_suite
+
+    with user_errors(debug):
+        code = run_suite(
+            world,
+            directory,
+            experiments,
+            parse_seeds(seeds),
+            jobs,
+            overrides or [],
+            out,
+            report=not no_report,
+        )
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -24,14 +24,10 @@ from pamiqx.compare import (
     RATE,
     CompareError,
     GroupSummary,
-    RunRecord,
-    differing_settings,
     load_runs,
-    output_target,
     summarize,
 )
 from pamiqx.compare.report import markdown, table_rows
-from pamiqx.compare.runs import event_rate
 from tests.runtime_helpers import tiny_maze
 
 pytestmark = [
@@ -233,49 +229,6 @@ def test_table_text(groups: list[GroupSummary]) -> None:
     assert "steps to 50% coverage" in text
 
 
-def _record(curiosity: str, environment: str, seed: int, **settings: Any) -> RunRecord:
-    return RunRecord(
-        path=Path(f"/runs/{curiosity}-{environment}-{seed}"),
-        name=curiosity,
-        seed=seed,
-        curiosity=curiosity,
-        environment=environment,
-        status="finished",
-        metrics={COVERAGE: ((0, 0.0), (100, 0.5))},
-        settings=settings,
-    )
-
-
-def test_mixed_environments_group_by_curiosity_and_world() -> None:
-    runs = [
-        _record("rnd", "sim-maze", 0),
-        _record("rnd", "gymnasium", 0),
-        _record("icm", "sim-maze", 0),
-        _record("rnd", "sim-maze", 1),
-    ]
-    keys = sorted(g.key for g in summarize(runs))
-    assert keys == ["icm @ sim-maze", "rnd @ gymnasium", "rnd @ sim-maze"]
-
-
-def test_runs_differing_beyond_their_seed_are_spotted() -> None:
-    same = [_record("rnd", "w", 0, **{"curiosity.lr": 1e-4}), _record("rnd", "w", 1)]
-    same[1] = _record("rnd", "w", 1, **{"curiosity.lr": 1e-4})
-    assert differing_settings(summarize(same)[0]) == []
-    other = [*same, _record("rnd", "w", 2, **{"curiosity.lr": 1e-3})]
-    assert differing_settings(summarize(other)[0]) == ["curiosity.lr"]
-
-
-def test_rate_from_event_times_when_the_perf_metric_is_missing() -> None:
-    events = [
-        {"event": "start", "time": "2025-01-01T00:00:00", "step": 0},
-        {"event": "end", "time": "2025-01-01T00:00:10", "step": 1000, "status": "interrupted"},
-        {"event": "resume", "time": "2025-01-01T01:00:00", "step": 1000},
-        {"event": "checkpoint", "time": "2025-01-01T01:00:30", "step": 4000},
-    ]
-    assert event_rate(events) == pytest.approx(4000 / 40)
-    assert event_rate(events[:1]) is None
-
-
 # --- outputs --------------------------------------------------------------------------
 
 
@@ -321,14 +274,6 @@ def test_folder_output(logs: Path, tmp_path: Path) -> None:
     summary = (target / "summary.md").read_text()
     assert "![coverage](coverage.png)" in summary
     assert "| none | 2 | 4,000 | 0.300 ± 0.141 | – (0/2) | 100 |" in summary
-
-
-@pytest.mark.parametrize(
-    ("out", "kind"),
-    [("a.png", "figure"), ("a.PDF", "figure"), ("a.html", "html"), ("a", "dir"), ("a.v2/", "dir")],
-)
-def test_output_kinds(out: str, kind: str) -> None:
-    assert output_target(out)[0] == kind
 
 
 # --- mistakes -------------------------------------------------------------------------

@@ -7,23 +7,25 @@ import os
 import sys
 import textwrap
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pamiqx.compare_suite import (
+from pamiqx.compare.errors import SuiteError
+from pamiqx.compare.suite import DEFAULT_JOBS, DEFAULT_SEEDS, run_suite
+from pamiqx.compare.suite_plan import (
     Job,
     Plan,
-    SuiteError,
-    child_environment,
     end_status,
     find_experiments,
     job_overrides,
     plan_job,
     report_command,
     run_command,
-    run_suite,
 )
+from pamiqx.compare.suite_pool import child_environment
 from pamiqx.experiment import load_experiment, parse_override
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
@@ -280,3 +282,79 @@ def test_a_tiny_suite_runs_reports_and_resumes(tmp_path: Path) -> None:
     assert run_suite("tiny", log_dir, experiments, seeds=[0], report=False, echo=again.append) == 0
     assert "2 finished already, 0 to resume, 0 to run" in again[0]
     assert sum(line.split("] ")[-1].startswith("skip") for line in again) == 2
+
+
+CLI = Callable[..., tuple[int, str]]
+
+
+def test_the_command_passes_every_option_and_defaults_to_the_suites(
+    cli: CLI, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def fake_run_suite(*args: Any, **kwargs: Any) -> int:
+        calls.append((args, kwargs))
+        return 130
+
+    monkeypatch.setattr("pamiqx.compare.suite.run_suite", fake_run_suite)
+    code, _ = cli(
+        "compare-suite",
+        "--world",
+        "minigrid",
+        "--dir",
+        str(tmp_path),
+        "--seeds",
+        "0,2",
+        "run.max_steps=512",
+        "--experiments",
+        "exps",
+        "--jobs",
+        "3",
+        "--out",
+        "report.html",
+        "--no-report",
+        "seed=1",
+    )
+    assert code == 130
+    assert calls.pop() == (
+        (
+            "minigrid",
+            tmp_path,
+            Path("exps"),
+            [0, 2],
+            3,
+            ["run.max_steps=512", "seed=1"],
+            "report.html",
+        ),
+        {"report": False},
+    )
+    code, _ = cli("compare-suite")
+    assert code == 130
+    assert calls.pop() == (
+        (
+            "maze",
+            Path("logs/compare"),
+            Path("experiments"),
+            list(DEFAULT_SEEDS),
+            DEFAULT_JOBS,
+            [],
+            None,
+        ),
+        {"report": True},
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seeds", "0,x"], "--seeds: expected seeds like 0,1,2, got '0,x'."),
+        (["--seeds", ""], "--seeds needs at least one seed."),
+        (["--jobs", "0"], "--jobs must be at least 1, got 0."),
+        (["--world", "mars"], "no comparison files compare-mars-*.toml"),
+    ],
+)
+def test_option_mistakes_are_user_errors(cli: CLI, args: list[str], message: str) -> None:
+    code, output = cli("compare-suite", "--experiments", str(EXPERIMENTS), *args)
+    assert code == 2
+    assert "error:" in output and message in " ".join(output.split())
+    assert "Traceback" not in output

@@ -10,6 +10,7 @@ import torch
 
 from pamiqx.api import ActionSpec, MLPEncoder, ObservationSpec
 from pamiqx.builtin.curiosity import NoCuriosity
+from pamiqx.faults import TrainingDiverged
 from pamiqx.learner.batch import RolloutBatch
 from pamiqx.learner.options import PPOOptions
 from pamiqx.learner.ppo import PPOLearner
@@ -117,3 +118,14 @@ def test_windows_replayed_from_zero_states_would_be_caught() -> None:
     batch.hidden.zero_()  # what a learner ignoring the stored states would replay from
     # Small (the untrained head is near uniform) but a thousand times the float noise above.
     assert learner.train(batch, torch.zeros(STEPS, ENVS))["approx_kl"] > 1e-8
+
+
+def test_a_nan_loss_stops_training_before_the_weights_change() -> None:
+    collector, learner = _parts()
+    batch = _collect(collector, 1)
+    before = {k: v.clone() for k, v in learner.policy.state_dict().items()}
+    batch.values["ext"][0, 0] = float("nan")  # what a diverged value head would have stored
+    with pytest.raises(TrainingDiverged, match="became nan in training phase 1"):
+        learner.train(batch, torch.zeros(STEPS, ENVS))
+    for key, value in learner.policy.state_dict().items():
+        assert torch.equal(value, before[key]), key

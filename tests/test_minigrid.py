@@ -114,7 +114,7 @@ def test_visited_cells_survive_a_safe_checkpoint() -> None:
 def test_importing_pamiqx_does_not_import_minigrid() -> None:
     code = (
         "import sys, pamiqx, pamiqx.envs.gymnasium_env, pamiqx.envs.gym_wrappers, "
-        "pamiqx.compare_suite\n"
+        "pamiqx.compare.suite\n"
         "from pamiqx.plugins.manager import load_plugins\n"
         "load_plugins()\n"
         "assert 'minigrid' not in sys.modules, 'minigrid imported'\n"

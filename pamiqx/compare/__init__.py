@@ -1,17 +1,20 @@
 """``pamiqx compare``: compare curiosity mechanisms by how their runs explored.
 
-:func:`load_runs` reads run directories and their metrics from Aim
-(:mod:`pamiqx.compare.runs`), :func:`summarize` groups them by curiosity and
-computes the statistics over seeds (:mod:`pamiqx.compare.stats`), and
-:func:`write_report` draws and writes them (:mod:`pamiqx.compare.report`).
+:func:`load_runs` reads run directories (:mod:`pamiqx.compare.run_dirs`) and
+their metrics from Aim (:mod:`pamiqx.compare.runs`), :func:`summarize` groups
+them by curiosity and computes the statistics over seeds
+(:mod:`pamiqx.compare.stats`), and :func:`write_report` draws and writes them
+(:mod:`pamiqx.compare.report`). ``pamiqx compare-suite`` runs the comparison
+files over seeds first (:mod:`pamiqx.compare.suite`).
 
 Importing this package imports numpy but neither torch, aim nor matplotlib.
 """
 
 from __future__ import annotations
 
+from pamiqx.compare.errors import CompareError
 from pamiqx.compare.report import markdown, notes, output_target, rich_table, write_report
-from pamiqx.compare.runs import COVERAGE, INTRINSIC, RATE, CompareError, RunRecord, load_runs
+from pamiqx.compare.runs import COVERAGE, INTRINSIC, RATE, RunRecord, load_runs
 from pamiqx.compare.stats import Band, GroupSummary, differing_settings, summarize
 
 __all__ = [

@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pamiqx.compare.runs import COVERAGE, INTRINSIC, RATE, CompareError
+from pamiqx.compare.errors import CompareError
+from pamiqx.compare.runs import COVERAGE, INTRINSIC, RATE
 from pamiqx.compare.stats import Band, GroupSummary
 
 if TYPE_CHECKING:

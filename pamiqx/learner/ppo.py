@@ -10,12 +10,14 @@ each starting from the recurrent state stored when it was collected.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
 import torch
 
 from pamiqx.api.policy import PolicyNetwork
+from pamiqx.faults import UNNAMED_POLICY, PluginIdentity, TrainingDiverged, blame
 from pamiqx.learner.advantages import IntrinsicRewardNormalizer, compute_advantages
 from pamiqx.learner.batch import RolloutBatch
 from pamiqx.learner.loss import explained_variance, ppo_loss
@@ -43,6 +45,7 @@ class PPOLearner:
         device: torch.device,
         precision: str = "fp32",
         generator: torch.Generator | None = None,
+        who: PluginIdentity = UNNAMED_POLICY,
     ) -> None:
         """Create the optimizer and the intrinsic-reward normaliser.
 
@@ -52,12 +55,14 @@ class PPOLearner:
             device: The training device.
             precision: ``fp32`` or ``bf16`` (autocast on CUDA).
             generator: CPU generator for minibatch shuffling (seeded by the host).
+            who: The plugin that built the policy, named if its network raises.
         """
         self.policy = policy
         self.config = config
         self.device = device
         self.precision = precision
         self.generator = generator or torch.Generator().manual_seed(0)
+        self.who = who
         self.optimizer = make_optimizer(policy.parameters(), config)
         self.int_normalizer = IntrinsicRewardNormalizer(gamma=config.gamma_int)
         self.updates = 0
@@ -99,6 +104,7 @@ class PPOLearner:
                 for k, v in metrics.items():
                     sums[k] += v
                 count += 1
+        self._check_weights()
         self.updates += 1
         result = {k: v / count for k, v in sums.items()}
         result.update(
@@ -132,7 +138,7 @@ class PPOLearner:
         observations = batch.observations[t_index, e_index]
         hidden0 = batch.hidden[t_index[0], e_index[0]]
         resets = batch.episode_starts[t_index, e_index].float()
-        with autocast_context(self.device, self.precision):
+        with autocast_context(self.device, self.precision), blame(self.who, "forward_sequence()"):
             has_internal = batch.internal.shape[-1] > 0
             out = self.policy.forward_sequence(
                 observations,
@@ -156,15 +162,45 @@ class PPOLearner:
             if out.aux_loss is not None:
                 loss = loss + out.aux_loss.float()
                 metrics["loss/aux"] = float(out.aux_loss.detach())
+                if not math.isfinite(metrics["loss/aux"]):
+                    raise self.who.fault("forward_sequence()", "returned a nan or inf aux_loss")
             metrics.update(out.metrics)
+        self._check_finite("loss", metrics["loss/total"], metrics)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         grad_norm = torch.nn.utils.clip_grad_norm_(
             self.policy.parameters(), self.config.max_grad_norm
         )
-        self.optimizer.step()
         metrics["grad_norm"] = float(grad_norm)
+        # Checked before the step: a nan gradient would turn every weight into nan.
+        self._check_finite("gradient norm", metrics["grad_norm"], metrics)
+        self.optimizer.step()
         return metrics
+
+    def _check_weights(self) -> None:
+        """Stop a phase whose steps left nan or inf weights (once per phase: cheap)."""
+        with torch.no_grad():
+            bad = [n for n, p in self.policy.named_parameters() if not bool(p.isfinite().all())]
+        if bad:
+            raise TrainingDiverged(
+                f"the policy's weights became nan or inf in training phase {self.updates + 1} "
+                f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); no checkpoint is "
+                f"written from them. Lower policy.lr (now {self.config.lr:g}) or "
+                f"policy.max_grad_norm (now {self.config.max_grad_norm:g})."
+            )
+
+    def _check_finite(self, what: str, value: float, metrics: dict[str, float]) -> None:
+        if math.isfinite(value):
+            return
+        parts = ", ".join(
+            f"{k} {v:.4g}" for k, v in metrics.items() if k.startswith(("loss/", "entropy"))
+        )
+        raise TrainingDiverged(
+            f"the PPO {what} became {value} in training phase {self.updates + 1} ({parts}); "
+            f"the weights were not updated with it and no checkpoint is written from it. "
+            f"Lower policy.lr (now {self.config.lr:g}) or policy.max_grad_norm "
+            f"(now {self.config.max_grad_norm:g}), or check the rewards."
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Return the optimizer, normaliser and counters (the policy is saved by the host)."""

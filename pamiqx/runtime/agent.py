@@ -7,6 +7,7 @@ nothing else; when a step is scored is the collector's decision
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -16,6 +17,13 @@ import torch
 
 from pamiqx.api.curiosity import Curiosity
 from pamiqx.api.policy import PolicyNetwork, PolicyStep
+from pamiqx.faults import (
+    UNNAMED_CURIOSITY,
+    UNNAMED_POLICY,
+    PluginIdentity,
+    blame,
+    check_rewards,
+)
 from pamiqx.precision import autocast_context
 
 
@@ -59,10 +67,23 @@ class PolicyAgent:
         num_envs: int,
         device: torch.device,
         precision: str = "fp32",
+        who: Mapping[str, PluginIdentity] | None = None,
     ) -> None:
-        """Create the agent with a zero recurrent state."""
+        """Create the agent with a zero recurrent state.
+
+        Args:
+            policy: The acting network.
+            curiosity: The curiosity (online ones score observations here).
+            num_envs: Worlds acted for at once.
+            device: Where the policy runs.
+            precision: ``fp32``, or ``bf16`` autocast on CUDA.
+            who: The ``policy`` and ``curiosity`` plugins, named in fault messages.
+        """
         self.policy = policy
         self.curiosity = curiosity
+        who = who or {}
+        self.policy_who = who.get("policy", UNNAMED_POLICY)
+        self.curiosity_who = who.get("curiosity", UNNAMED_CURIOSITY)
         self.num_envs = num_envs
         self.device = device
         self.precision = precision
@@ -73,10 +94,15 @@ class PolicyAgent:
         self, obs: torch.Tensor, starts: torch.Tensor, out: PolicyStep
     ) -> torch.Tensor | None:
         # A mechanism that owns the policy scores inside it; the others in agent_step.
+        method = "the policy network's PolicyStep.intrinsic"
         reward = out.intrinsic
         if reward is None:
-            reward = self.curiosity.agent_step(obs, self.prev_actions, starts)
-        return None if reward is None else reward.detach().float().cpu()
+            method = "agent_step()"
+            with blame(self.curiosity_who, method):
+                reward = self.curiosity.agent_step(obs, self.prev_actions, starts)
+        if reward is None:
+            return None
+        return check_rewards(self.curiosity_who, method, reward, (self.num_envs,)).cpu()
 
     def _sample(self, out: PolicyStep) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample world and internal actions; return them with their joint log-probability."""
@@ -110,7 +136,7 @@ class PolicyAgent:
         obs = obs_cpu.to(self.device)
         starts = starts_cpu.to(self.device)
         hidden_before = self.hidden
-        with autocast_context(self.device, self.precision):
+        with autocast_context(self.device, self.precision), blame(self.policy_who, "forward()"):
             out = self.policy(obs, hidden_before, reset=starts)
             actions, internal, log_probs = self._sample(out)
             self.hidden = self.policy.fold_action(out.hidden, actions, internal)
@@ -148,7 +174,7 @@ class PolicyAgent:
         """
         obs = torch.from_numpy(np.ascontiguousarray(observations)).to(self.device)
         starts = torch.from_numpy(np.asarray(episode_starts, dtype=np.bool_)).to(self.device)
-        with autocast_context(self.device, self.precision):
+        with autocast_context(self.device, self.precision), blame(self.policy_who, "forward()"):
             out = self.policy(obs, self.hidden, reset=starts)
         online_reward = self._score(obs, starts, out) if score else None
         return {k: v.float() for k, v in out.values.items()}, online_reward

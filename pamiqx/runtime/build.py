@@ -17,10 +17,12 @@ from pamiqx.api.model import ModelPlugin
 from pamiqx.api.plugin import BuildContext
 from pamiqx.api.policy import PolicyNetwork
 from pamiqx.experiment import ResolvedExperiment, ResolvedPlugin
+from pamiqx.faults import PluginIdentity
 from pamiqx.learner.ppo import PPOLearner
 from pamiqx.runtime.agent import PolicyAgent
 from pamiqx.runtime.collector import Collector
 from pamiqx.runtime.rollout import Rollout
+from pamiqx.runtime.worlds import Worlds
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -47,15 +49,26 @@ def seed_everything(seed: int) -> None:
 
 @attrs.define
 class Components:
-    """Everything a run loop needs, built and on the device."""
+    """Everything a run loop needs, built and on the device.
 
-    envs: list[Environment]
+    Attributes:
+        who: Each role's plugin (``environment``, ``curiosity``, ``models.<role>``,
+            and ``policy``: whoever owns the acting network), for fault messages.
+    """
+
+    worlds: Worlds
     models: dict[str, torch.nn.Module]
     policy: PolicyNetwork
     curiosity: Curiosity
     collector: Collector
     learner: PPOLearner
     device: torch.device
+    who: dict[str, PluginIdentity]
+
+    @property
+    def envs(self) -> list[Environment]:
+        """The worlds' environments."""
+        return self.worlds.envs
 
 
 def _instantiate(resolved: ResolvedPlugin, base: type[Any]) -> Any:
@@ -73,7 +86,7 @@ def _build_step(what: str, resolved: ResolvedPlugin, build: Any) -> Any:
         return build()
     except PamiqxError:
         raise
-    except (ImportError, OSError, RuntimeError, ValueError, TypeError) as error:
+    except Exception as error:  # noqa: BLE001 - any plugin bug becomes a named error
         entry = resolved.entry
         raise PluginError(
             f"{what} plugin '{entry.name}' ({entry.distribution} {entry.version}) failed to "
@@ -124,6 +137,7 @@ def build_components(
     seed_everything(exp.seed)
     context = BuildContext(exp.name, exp.seed, str(device), run_dir, exp.run.time_scale)
     obs_spec, action_spec = envs[0].observation_spec, envs[0].action_spec
+    who = identities(resolved)
     models: dict[str, torch.nn.Module] = {}
     for role, model in resolved.models.items():
         plugin = _instantiate(model, ModelPlugin)
@@ -149,13 +163,14 @@ def build_components(
                 "that is not a pamiqx.api.PolicyNetwork."
             )
         models["policy"] = owned.to(device)
+        who["policy"] = who["curiosity"]
     policy = models["policy"]
     if not isinstance(policy, PolicyNetwork):
         raise PluginError(
             f"[models.policy] plugin '{resolved.models['policy'].entry.name}' must build a "
             "pamiqx.api.PolicyNetwork (the PPO learner drives it)."
         )
-    agent = PolicyAgent(policy, curiosity, len(envs), device, exp.run.precision)
+    agent = PolicyAgent(policy, curiosity, len(envs), device, exp.run.precision, who)
     collector = Collector(agent, lambda: new_rollout(resolved, envs, policy), device)
     learner = PPOLearner(
         policy,
@@ -163,8 +178,22 @@ def build_components(
         device,
         exp.run.precision,
         generator=torch.Generator().manual_seed(exp.seed),
+        who=who["policy"],
     )
-    return Components(envs, models, policy, curiosity, collector, learner, device)
+    worlds = Worlds(envs, who["environment"])
+    return Components(worlds, models, policy, curiosity, collector, learner, device, who)
+
+
+def identities(resolved: ResolvedExperiment) -> dict[str, PluginIdentity]:
+    """Return each role's plugin; ``policy`` is ``[models.policy]`` until a curiosity owns it."""
+    who = {
+        "environment": PluginIdentity.of("environment", resolved.environment.entry),
+        "curiosity": PluginIdentity.of("curiosity", resolved.curiosity.entry),
+    }
+    for role, model in resolved.models.items():
+        who[f"models.{role}"] = PluginIdentity.of(f"models.{role}", model.entry)
+    who["policy"] = who.get("models.policy", who["curiosity"])
+    return who
 
 
 def new_rollout(

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pamiqx.runtime.build import Components
 from pamiqx.runtime.signals import StopRequest
 from pamiqx.runtime.training import train_phase
-from pamiqx.runtime.worlds import evaluation_metrics, observe_all
 
 
 class LockstepLoop:
@@ -47,21 +46,20 @@ class LockstepLoop:
     def run(self, stop: StopRequest) -> None:
         """Run until ``max_steps`` or a stop request (the caller checkpoints afterwards)."""
         c = self.c
-        observations, _, starts = observe_all(c.envs)
+        observations, _, starts = c.worlds.observe()
         phase_start = time.perf_counter()
         phase_steps = 0
         while self.step < self.max_steps and not stop:
             actions = c.collector.act(observations, starts)
-            for env, action in zip(c.envs, actions, strict=True):
-                env.affect(action)
-            observations, rewards, starts = observe_all(c.envs)
+            c.worlds.affect(actions)
+            observations, rewards, starts = c.worlds.observe()
             batch = c.collector.complete(observations, rewards, starts)
             self.step += len(c.envs)
             phase_steps += len(c.envs)
             self.on_step(self.step)
             if batch is not None:
                 collect_s = time.perf_counter() - phase_start
-                metrics = train_phase(batch, c.curiosity, c.learner)
+                metrics = train_phase(batch, c.curiosity, c.learner, c.who["curiosity"])
                 elapsed = time.perf_counter() - phase_start
                 metrics.update(
                     {
@@ -70,7 +68,7 @@ class LockstepLoop:
                         "perf/train_seconds": elapsed - collect_s,
                     }
                 )
-                metrics.update(evaluation_metrics(c.envs))
+                metrics.update(c.worlds.evaluation_metrics())
                 self.on_phase(self.step, metrics)
                 self.checkpoint()
                 phase_start = time.perf_counter()

@@ -21,7 +21,8 @@ import shutil
 import sys
 import threading
 import time as wall
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,14 @@ from pamiq_core.data.impls import SequentialBuffer
 from pamiq_core.interaction import FixedIntervalInteraction
 from pamiq_core.state_persistence import StatesKeeper
 
-from pamiqx.api.environment import Environment, EnvStep
+from pamiqx.api.environment import EnvStep
 from pamiqx.learner.batch import RolloutBatch
 from pamiqx.runtime.agent import PolicyAgent
 from pamiqx.runtime.build import Components
 from pamiqx.runtime.collector import Collector
 from pamiqx.runtime.signals import StopRequest
 from pamiqx.runtime.training import train_phase
-from pamiqx.runtime.worlds import evaluation_metrics
+from pamiqx.runtime.worlds import Worlds
 
 ROLLOUTS = "rollouts"
 # Seconds a thread holds the GIL before another may take it, during a real-time run.
@@ -51,18 +52,22 @@ GIL_SWITCH_INTERVAL = 0.001
 class RealtimeEnvironment(CoreEnvironment[EnvStep, npt.NDArray[np.int64]]):
     """A pamiqx environment seen by pamiq-core (its hooks run in the inference thread)."""
 
-    def __init__(self, env: Environment) -> None:
-        """Wrap a pamiqx environment that is already set up."""
+    def __init__(self, worlds: Worlds, failure: Failure) -> None:
+        """Wrap the (single) world of a run, already set up."""
         super().__init__()
-        self.env = env
+        [self.env] = worlds.envs
+        self.worlds = worlds
+        self.failure = failure
 
     def observe(self) -> EnvStep:
-        """Return the current observation."""
-        return self.env.observe()
+        """Return the current observation, checked against the world's spec."""
+        with self.failure.recorded():
+            return self.worlds.observe_one(self.env)
 
     def affect(self, action: npt.NDArray[np.int64]) -> None:
         """Apply the action."""
-        self.env.affect(action)
+        with self.failure.recorded():
+            self.worlds.affect_one(self.env, action)
 
     def on_paused(self) -> None:
         """Release inputs while paused (for VRChat: the avatar stops)."""
@@ -86,6 +91,15 @@ class Failure:
         """Keep the first error."""
         if self.error is None:
             self.error = error
+
+    @contextmanager
+    def recorded(self) -> Iterator[None]:
+        """Record an exception raised in the block (then let it end the thread)."""
+        try:
+            yield
+        except BaseException as error:
+            self.record(error)
+            raise
 
 
 class RealtimeAgent(Agent[EnvStep, npt.NDArray[np.int64]]):
@@ -204,12 +218,14 @@ class PPOTrainer(Trainer):
             data: list[tuple[int, RolloutBatch]] = self.get_data_user(ROLLOUTS).get_data()
             step, batch = data[-1]
             started = wall.perf_counter()
-            metrics = train_phase(batch.to(self.c.device), self.c.curiosity, self.c.learner)
+            metrics = train_phase(
+                batch.to(self.c.device), self.c.curiosity, self.c.learner, self.c.who["curiosity"]
+            )
             with self.lock:
                 self.inference_policy.load_state_dict(self.c.policy.state_dict())
             metrics["perf/train_seconds"] = wall.perf_counter() - started
             metrics.update(self.timing())
-            metrics.update(evaluation_metrics(self.c.envs))
+            metrics.update(self.c.worlds.evaluation_metrics())
             self.on_phase(step, metrics)
         except BaseException as error:
             self.failure.record(error)
@@ -286,7 +302,7 @@ def run_realtime(
     agent = RealtimeAgent(collector, lock, start_step, max_steps, on_step, failure, noop)
     trainer = PPOTrainer(components, acting_policy, lock, on_phase, agent.timing, failure)
     interaction = FixedIntervalInteraction.with_sleep_adjustor(
-        agent, RealtimeEnvironment(env), interval
+        agent, RealtimeEnvironment(components.worlds, failure), interval
     )
 
     def control_tick() -> bool:

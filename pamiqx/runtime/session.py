@@ -20,6 +20,7 @@ from pamiqx.api.errors import CheckpointError, EnvironmentUnavailableError, Pami
 from pamiqx.checkpoint import (
     create_run_dir,
     find_checkpoint,
+    list_checkpoints,
     load_checkpoint,
     log_event,
     log_root,
@@ -28,6 +29,14 @@ from pamiqx.checkpoint import (
 )
 from pamiqx.display import ProgressDisplay, make_display
 from pamiqx.experiment import ResolvedExperiment
+from pamiqx.faults import (
+    PluginFault,
+    PluginIdentity,
+    TrainingDiverged,
+    blame,
+    non_finite_tensors,
+    summarise,
+)
 from pamiqx.plugins.manager import PluginManager
 from pamiqx.runtime.build import Components, build_components, build_environments, resolve_device
 from pamiqx.runtime.lockstep import LockstepLoop
@@ -89,13 +98,15 @@ class Run:
     # --- checkpoint state -------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Return everything needed to continue this run exactly."""
+        with blame(self.c.who["curiosity"], "state_dict()"):
+            curiosity = self.c.curiosity.state_dict()
         return {
             "step": self.step,
             "models": {role: m.state_dict() for role, m in self.c.models.items()},
-            "curiosity": self.c.curiosity.state_dict(),
+            "curiosity": curiosity,
             "learner": self.c.learner.state_dict(),
             "collector": self.c.collector.state_dict(),
-            "envs": [env.state_dict() for env in self.c.envs],
+            "envs": self.c.worlds.state_dict(),
             "rng": _rng_state(),
             "first_metrics": dict(self.first_metrics),
             "last_logged": self.last_logged,
@@ -123,12 +134,26 @@ class Run:
         self.first_metrics = {k: float(v) for k, v in state["first_metrics"].items()}
 
     def checkpoint(self, reason: str) -> Path:
-        """Save a checkpoint now and tell the display, the event log and the plugins."""
+        """Save a checkpoint now and tell the display, the event log and the plugins.
+
+        Raises:
+            TrainingDiverged: A weight or optimiser value is nan or inf: nothing is
+                written, so the last good checkpoint stays the latest.
+        """
         start = time.perf_counter()
+        state = self.state_dict()
+        learned = {k: state[k] for k in ("models", "curiosity", "learner")}
+        bad = non_finite_tensors(learned)
+        if bad:
+            shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+            raise TrainingDiverged(
+                f"nan or inf values in {shown} at step {self.step:,}: the {reason} checkpoint "
+                "was not written."
+            )
         path = save_checkpoint(
             self.run_dir,
             self.step,
-            self.state_dict(),
+            state,
             {
                 "experiment": self.exp.name,
                 "pamiqx_version": __version__,
@@ -192,6 +217,24 @@ def _set_up(env: Environment, resolved: ResolvedExperiment) -> None:
             f"environment '{entry.name}' ({entry.distribution} {entry.version}) could not start: "
             f"{type(error).__name__}: {error}"
         ) from error
+    except Exception as error:  # noqa: BLE001 - any other plugin bug is named too
+        who = PluginIdentity.of("environment", resolved.environment.entry)
+        raise who.fault("setup()", summarise(error)) from error
+
+
+def _stopped_by(error: PamiqxError, run: Run) -> str:
+    """Name the step a run stopped at and its last good checkpoint in the error; return it."""
+    if isinstance(error, PluginFault):
+        error.at_step(run.step)
+    latest = list_checkpoints(run.run_dir)
+    kept = (
+        f"its last good checkpoint, {latest[-1]}, is kept (`--resume latest` continues from it)"
+        if latest
+        else "it has no checkpoint yet"
+    )
+    message = f"{error} The run stopped at step {run.step:,}; {kept}."
+    error.args = (message,)
+    return message
 
 
 def _write_experiment_file(run_dir: Path, resolved: ResolvedExperiment, step: int) -> None:
@@ -314,6 +357,7 @@ def _drive(
     stop = StopRequest()
     started = time.perf_counter()
     status = "failed"
+    reason: str | None = None
     realtime = exp.run.mode == "realtime" or (
         exp.run.mode == "auto" and components.envs[0].realtime
     )
@@ -347,8 +391,14 @@ def _drive(
             if run.step != run.last_checkpoint_step:
                 run.checkpoint("final" if not stop else f"signal {stop.reason}")
         status = "finished" if not stop else "interrupted"
+    except PamiqxError as error:
+        reason = _stopped_by(error, run)
+        raise
+    except Exception as error:
+        reason = summarise(error)
+        raise
     finally:
-        log_event(run_dir, "end", step=run.step, status=status)
+        log_event(run_dir, "end", step=run.step, status=status, reason=reason)
         manager.call_lifecycle(
             "pamiqx_experiment_end", experiment=plain, run_dir=run_dir, status=status
         )

@@ -1,48 +1,28 @@
-"""Metric tracking in an Aim repository.
+"""Writing a run's hyper-parameters and metrics: the :class:`Tracker` kinds, :func:`open_tracker`.
 
-:func:`open_tracker` turns a :class:`~pamiqx.experiment.TrackingConfig` into a
-:class:`Tracker`: a :class:`NullTracker` when tracking is disabled, else an
-:class:`AimTracker` writing one Aim run (a resumed training continues its run).
-:func:`read_metrics` reads the tracked series back.
-
-aim is heavy to import (it pulls in numpy, sqlalchemy, rocksdb bindings), so it
-is imported inside the functions that need it: importing this module is cheap.
-
-Two quirks of aim 3.29 are handled here:
-
-* aim registers ``AutoClean.cleanup`` with :mod:`atexit`; that callback starts a
-  thread, which Python 3.12 forbids during interpreter shutdown, so every
-  process printed ``Exception ignored in atexit callback`` and skipped aim's
-  final cleanup. :func:`_replace_aim_exit_hook` runs the same cleanup on the
-  exiting thread instead.
-* aim only adds runs to the repository index (what ``Repo.iter_runs`` and the
-  Aim UI read) from ``aim up``; :func:`read_metrics` indexes the runs it reads.
+aim is imported inside the functions that need it: importing this module is cheap.
 """
 
 from __future__ import annotations
 
-import atexit
 import math
 import os
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pamiqx.api.errors import PamiqxError
+from pamiqx.tracking.exit_hook import replace_aim_exit_hook
 
 if TYPE_CHECKING:
     from pamiqx.experiment import TrackingConfig
 
-__all__ = ["AimTracker", "NullTracker", "Tracker", "open_tracker", "read_metrics", "read_params"]
-
-#: Metric series per run hash: metric name -> [(step, value)] in step order.
-Metrics = dict[str, dict[str, list[tuple[int, float]]]]
+__all__ = ["AimTracker", "NullTracker", "Tracker", "open_tracker"]
 
 # Runs this process holds open, as (repository path, run hash): opening one twice
 # would wait on aim's own lock for 10 s before failing.
 _open_runs: set[tuple[str, str]] = set()
-_exit_hook_replaced = False
 
 
 class Tracker(Protocol):
@@ -223,84 +203,6 @@ def open_tracker(
     )
 
 
-def read_metrics(repo: Path, run_hash: str | None = None, experiment: str | None = None) -> Metrics:
-    """Read the metric series tracked in an Aim repository.
-
-    Only series tracked without an Aim context are read (those :class:`AimTracker`
-    writes); Aim's own system series (``__system__...``) are left out.
-
-    Args:
-        repo: Folder of the Aim repository.
-        run_hash: Read only this run.
-        experiment: Read only runs of this Aim experiment.
-
-    Returns:
-        Run hash -> metric name -> ``[(step, value)]`` sorted by step.
-
-    Raises:
-        PamiqxError: The folder holds no Aim repository or it cannot be read.
-    """
-    return {
-        run.hash: _run_series(run)
-        for run in _read_runs(Path(repo), run_hash)
-        if experiment is None or run.experiment == experiment
-    }
-
-
-def read_params(repo: Path, run_hash: str) -> dict[str, Any]:
-    """Read the hyper-parameters stored with a run (``run["hparams"]``).
-
-    Args:
-        repo: Folder of the Aim repository.
-        run_hash: The run.
-
-    Returns:
-        The stored hyper-parameters; empty when the run has none or does not exist.
-
-    Raises:
-        PamiqxError: The folder holds no Aim repository or it cannot be read.
-    """
-    for run in _read_runs(Path(repo), run_hash):
-        params = run.get("hparams", {})
-        return dict(params) if isinstance(params, Mapping) else {}
-    return {}
-
-
-def _read_runs(repo: Path, run_hash: str | None) -> Iterator[Any]:
-    """Yield the runs of a repository (or the one with ``run_hash``) as read-only Aim runs.
-
-    Raises:
-        PamiqxError: The folder holds no Aim repository or it cannot be read.
-    """
-    from aim.sdk.repo import Repo
-    from aim.sdk.run import Run
-
-    _replace_aim_exit_hook()
-    path = repo.expanduser().absolute()
-    if not Repo.exists(str(path)):
-        raise PamiqxError(
-            f"No Aim repository at {path} (no '.aim' folder there). Give the folder "
-            "of the tracking.repo setting, or '<log_dir>/aim' when it is empty."
-        )
-    try:
-        aim_repo = Repo.from_path(str(path))
-        hashes = sorted(aim_repo.list_all_runs())
-        if run_hash is not None:
-            hashes = [h for h in hashes if h == run_hash]
-        for hash_ in hashes:
-            _index_run(aim_repo, hash_)
-        # Read all before yielding: an error while the caller iterates would escape the
-        # message below.
-        runs = [Run(hash_, repo=aim_repo, read_only=True) for hash_ in hashes]
-    except Exception as exc:
-        raise PamiqxError(
-            f"Cannot read the Aim repository at {path}: {exc!r}. If it is corrupt, "
-            "runs that are still readable can be listed with `aim runs --repo "
-            f"{path} ls`; move the folder away to start a fresh repository."
-        ) from exc
-    yield from runs
-
-
 def _open_run(repo_path: Path, experiment: str, run_hash: str | None, system_metrics: bool) -> Any:
     """Open (or create) the repository and start or continue a run in it."""
     import filelock
@@ -308,7 +210,7 @@ def _open_run(repo_path: Path, experiment: str, run_hash: str | None, system_met
     from aim.sdk.repo import Repo
     from aim.sdk.run import Run
 
-    _replace_aim_exit_hook()
+    replace_aim_exit_hook()
     kwargs: dict[str, Any] = {
         "repo": str(repo_path),
         "experiment": experiment,
@@ -393,35 +295,6 @@ def _in_use_message(repo_path: Path, run_hash: str, detail: str) -> str:
     )
 
 
-def _index_run(aim_repo: Any, run_hash: str) -> None:
-    """Copy a run's metadata into the repository index, as ``aim up`` does.
-
-    Mirrors ``aim.sdk.index_manager.RepoIndexManager.index``, without its file
-    watcher threads. Another process indexing at the same time (``aim up``) keeps
-    the index busy; its entry is then at most a few seconds old, which is fine.
-    """
-    try:
-        index = aim_repo._get_index_tree("meta", 0).view(())
-    except Exception:  # noqa: BLE001 - the index is held by another writer: read what is there
-        return
-    meta = aim_repo.request_tree("meta", run_hash, read_only=True, skip_read_optimization=True)
-    meta.subtree("meta").subtree("chunks").subtree(run_hash).finalize(index=index)
-
-
-def _run_series(run: Any) -> dict[str, list[tuple[int, float]]]:
-    """Metric name -> [(step, value)] of a read-only Aim run, for context-free series."""
-    series: dict[str, list[tuple[int, float]]] = {}
-    for metric in run.metrics():
-        if metric.name.startswith("__") or metric.context.to_dict():
-            continue
-        # numpy() sorts by step; the values' sparse views are in storage order.
-        steps, (values, *_) = metric.data.view("val").numpy()
-        series[metric.name] = [
-            (int(s), float(v)) for s, v in zip(steps.tolist(), values.tolist(), strict=True)
-        ]
-    return series
-
-
 def _plain(value: Any) -> Any:
     """``value`` with containers made dicts and lists and other objects made text.
 
@@ -434,41 +307,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [_plain(v) for v in value]
     return str(value)
-
-
-def _replace_aim_exit_hook() -> None:
-    """Run aim's exit-time cleanup without the thread Python 3.12 refuses to start.
-
-    ``aim.ext.cleanup.AutoClean`` registers ``AutoClean.cleanup`` with atexit the
-    first time an aim object needing cleanup is made. That callback runs the
-    cleanup in a new thread (so a second Ctrl-C cannot interrupt it), and Python
-    3.12 raises ``RuntimeError: can't create new thread at interpreter shutdown``:
-    the cleanup never ran and the traceback was printed on every exit. Here aim's
-    callback is unregistered (and aim told it is registered, so it does not add it
-    again) and :func:`_finalize_aim_resources` does the same work on the exiting
-    thread. Safe: aim's finalizers are ``weakref.finalize`` objects, which run at
-    most once, so objects already closed (every tracker closes its run) are skipped.
-    """
-    global _exit_hook_replaced
-    if _exit_hook_replaced:
-        return
-    from aim.ext.cleanup import AutoClean
-
-    if not callable(getattr(AutoClean, "_cleanup", None)):
-        return  # another aim version: leave its own hook alone
-    atexit.unregister(AutoClean.cleanup)
-    AutoClean._registered_with_atexit = True
-    atexit.register(_finalize_aim_resources)
-    _exit_hook_replaced = True
-
-
-def _finalize_aim_resources() -> None:
-    """Close aim objects still open at exit (runs not closed, repositories)."""
-    from aim.ext.cleanup import AutoClean
-
-    cleanup: Callable[[], None] = AutoClean._cleanup
-    try:
-        cleanup()
-    except KeyboardInterrupt:
-        # Finalizers run once: a second pass finishes those the interrupt skipped.
-        cleanup()

@@ -1,0 +1,26 @@
+"""Metric tracking in an Aim repository.
+
+:func:`open_tracker` turns a :class:`~pamiqx.experiment.TrackingConfig` into a
+:class:`Tracker`: a :class:`NullTracker` when tracking is disabled, else an
+:class:`AimTracker` writing one Aim run (a resumed training continues its run);
+see :mod:`pamiqx.tracking.writer`. :func:`read_metrics` and :func:`read_params`
+read the tracked series and hyper-parameters back (:mod:`pamiqx.tracking.reader`).
+
+aim is heavy to import (it pulls in numpy, sqlalchemy, rocksdb bindings), so it
+is imported inside the functions that need it: importing this package is cheap.
+"""
+
+from __future__ import annotations
+
+from pamiqx.tracking.reader import Metrics, read_metrics, read_params
+from pamiqx.tracking.writer import AimTracker, NullTracker, Tracker, open_tracker
+
+__all__ = [
+    "AimTracker",
+    "Metrics",
+    "NullTracker",
+    "Tracker",
+    "open_tracker",
+    "read_metrics",
+    "read_params",
+]
