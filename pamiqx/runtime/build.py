@@ -86,7 +86,7 @@ def _build_step(what: str, resolved: ResolvedPlugin, build: Any) -> Any:
         return build()
     except PamiqxError:
         raise
-    except Exception as error:  # noqa: BLE001 - any plugin bug becomes a named error
+    except Exception as error:
         entry = resolved.entry
         raise PluginError(
             f"{what} plugin '{entry.name}' ({entry.distribution} {entry.version}) failed to "

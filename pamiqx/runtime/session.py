@@ -217,7 +217,7 @@ def _set_up(env: Environment, resolved: ResolvedExperiment) -> None:
             f"environment '{entry.name}' ({entry.distribution} {entry.version}) could not start: "
             f"{type(error).__name__}: {error}"
         ) from error
-    except Exception as error:  # noqa: BLE001 - any other plugin bug is named too
+    except Exception as error:
         who = PluginIdentity.of("environment", resolved.environment.entry)
         raise who.fault("setup()", summarise(error)) from error
 
