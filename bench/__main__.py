@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ["startup", "world_speed", "training_speed", "sb3_peer", "realtime"]
+BENCHMARKS = ["startup", "world_speed", "training_speed", "sb3_peer", "realtime", "soak"]
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -31,3 +31,16 @@ def test_every_curiosity_runs_in_the_benchmark_loop(curiosity: str) -> None:
 )
 def test_table_shows_numbers_without_exponents(value: float, shown: str) -> None:
     assert shown_value(value) == shown
+
+
+def test_soak_summary_tells_a_flat_memory_from_a_leak() -> None:
+    from bench.soak import SAMPLE_EVERY, summary
+
+    per_hour = 3600 / SAMPLE_EVERY
+    warm_up = [400.0 + 10 * i for i in range(20)]  # growth while warming up is left out
+    flat = summary("flat", warm_up + [600.0 + (i % 3) for i in range(80)])
+    leak = summary("leak", warm_up + [600.0 + 2 * i for i in range(80)])
+    assert abs(flat[2]["value"]) < 10  # type: ignore[arg-type]
+    assert flat[3]["value"] < 1  # type: ignore[operator]
+    assert leak[2]["value"] == pytest.approx(2 * per_hour, rel=1e-6)
+    assert leak[3]["value"] > 5  # type: ignore[operator]

@@ -227,7 +227,7 @@ def test_lifecycle_hooks_honour_wrappers_and_ordering_and_isolate_failures(
     assert len(errors) == 1 and "failing_plugin" in errors[0] and "KeyError" in errors[0]
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_trace_hooks_traces_every_hook_a_real_run_calls(tmp_path: Path) -> None:
     experiment = tmp_path / "traced.toml"
     experiment.write_text(tiny_maze(tmp_path / "logs", name="traced", max_steps=64))
@@ -237,7 +237,7 @@ def test_trace_hooks_traces_every_hook_a_real_run_calls(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         env=env,
-        timeout=170,
+        timeout=280,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     for hook in (

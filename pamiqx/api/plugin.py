@@ -81,6 +81,8 @@ class BuildContext:
         run_dir: The run directory, or None when only validating.
         time_scale: pamiq-core time scale (>1 fast-forwards real-time worlds in tests).
         env_index: Which of the parallel copies of a lock-step world is being built.
+        num_envs: How many worlds run side by side (``run.num_envs``): the ``E`` of every
+            batch a model or curiosity sees, e.g. of ``Curiosity.agent_step``.
     """
 
     experiment_name: str
@@ -89,3 +91,4 @@ class BuildContext:
     run_dir: Path | None = None
     time_scale: float = 1.0
     env_index: int = 0
+    num_envs: int = 1
