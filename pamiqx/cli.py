@@ -9,6 +9,7 @@ Heavy imports (torch, aim) happen only inside the commands that need them.
 from __future__ import annotations
 
 import json
+import re
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +34,20 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False everywhere: messages quote file names and keys, and ':thumbs_up:' in a
+# file name must print as typed, not as an emoji.
+stderr = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def plain(text: str) -> str:
+    """Return ``text`` as one printable paragraph: control characters shown escaped.
+
+    A newline or an escape sequence in a path or key would split the message or
+    drive the terminal, so each is written as Python writes it in a string literal.
+    """
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
 
 DebugOption = Annotated[
     bool,
@@ -66,7 +80,7 @@ def user_errors(debug: bool) -> Iterator[None]:
         if debug:
             traceback.print_exc()
         # The message itself is plain text: "[models.encoder]" must not be read as markup.
-        stderr.print(f"[bold red]error:[/] {escape(str(error))}", markup=True)
+        stderr.print(f"[bold red]error:[/] {escape(plain(str(error)))}", markup=True)
         if not debug:
             stderr.print("(run with --debug for the traceback)", style="dim")
         raise typer.Exit(USER_ERROR_EXIT) from None
@@ -137,20 +151,25 @@ def list_plugins(
             typer.echo(json.dumps(payload, indent=2))
             return
         from rich.table import Table
+        from rich.text import Text
 
-        out = Console(highlight=False)
+        def cells(*values: str) -> list[Text]:
+            # Text cells: a summary such as "pamiqx[minigrid]" is not markup.
+            return [Text(plain(value)) for value in values]
+
+        out = Console(highlight=False, emoji=False)
         table = Table(title="pamiqx plugins", title_justify="left")
         for column in ("kind", "name", "distribution", "version", "description"):
             table.add_column(column, overflow="fold")
         for e in entries:
-            table.add_row(e.kind, e.name, e.distribution, e.version, e.plugin.summary())
+            table.add_row(*cells(e.kind, e.name, e.distribution, e.version, e.plugin.summary()))
         out.print(table)
         if manager.failures:
             failed = Table(title="Plugins that failed to load", title_justify="left", style="red")
             for column in ("distribution", "version", "entry point", "reason"):
                 failed.add_column(column, overflow="fold")
             for f in manager.failures:
-                failed.add_row(f.distribution, f.version, f.entry_point, f.reason)
+                failed.add_row(*cells(f.distribution, f.version, f.entry_point, f.reason))
             out.print(failed)
 
 
@@ -190,7 +209,8 @@ def run(
     with user_errors(debug):
         manager = load_plugins()
         resolved = load_experiment(file, overrides or [], manager)
-        code = run_experiment(resolved, manager, resume=resume)
+        console = Console(emoji=False)  # the summary quotes run.log_dir as typed
+        code = run_experiment(resolved, manager, resume=resume, console=console)
     raise typer.Exit(code)
 
 
@@ -204,12 +224,19 @@ def new_plugin(
     debug: DebugOption = False,
 ) -> None:
     """Write a new plugin package (pyproject, entry point, mechanism, tests, README)."""
+    from pamiqx.plugins.manager import load_plugins
     from pamiqx.scaffold import new_curiosity_package
 
     with user_errors(debug):
         if kind != "curiosity":
             raise PamiqxError(f"new-plugin {kind}: only 'curiosity' packages can be generated.")
-        root = new_curiosity_package(name, directory)
+        # A name already installed (of any kind) would make `curiosity.plugin = NAME`
+        # ambiguous or confusing; refuse it before anything is written.
+        taken = {
+            e.name: f"{e.kind} plugin '{e.name}' of {e.distribution} {e.version}"
+            for e in load_plugins().entries
+        }
+        root = new_curiosity_package(name, directory, taken)
         typer.echo(f"wrote {root}")
         typer.echo(f"next: uv pip install -e {root} && python -m pytest {root / 'tests'}")
 
@@ -264,7 +291,7 @@ def compare(
     )
 
     def warn(message: str) -> None:
-        stderr.print(f"[yellow]warning:[/] {escape(message)}", markup=True)
+        stderr.print(f"[yellow]warning:[/] {escape(plain(message))}", markup=True)
 
     with user_errors(debug):
         if out is not None:
@@ -275,7 +302,7 @@ def compare(
             if differing:
                 shown = ", ".join(differing[:5]) + (", ..." if len(differing) > 5 else "")
                 warn(f"the runs of '{group.key}' differ in more than their seed ({shown}).")
-        console = Console(highlight=False)
+        console = Console(highlight=False, emoji=False)
         console.print(rich_table(groups))
         for note in notes(groups):
             console.print(note, style="dim", markup=False)

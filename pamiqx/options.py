@@ -37,13 +37,18 @@ class KeySources:
         self._sources[key] = source
 
     def source_of(self, key: str) -> str:
-        """Return the source of ``key`` or of its closest recorded parent table."""
+        """Return the source of ``key``, of its closest recorded parent table, or of its keys.
+
+        A table that no source set as a whole (``foo.bar=1`` creates ``foo``) is
+        blamed on whoever set the keys inside it.
+        """
         parts = key.split(".")
         for i in range(len(parts), 0, -1):
             found = self._sources.get(".".join(parts[:i]))
             if found is not None:
                 return found
-        return self.default
+        inside = [source for known, source in self._sources.items() if known.startswith(key + ".")]
+        return inside[-1] if inside else self.default
 
     def copy(self) -> KeySources:
         """Return an independent copy."""
@@ -175,6 +180,13 @@ class Structurer:
         if scalar is not None:
             if not scalar[0](value):
                 raise self._expected(tp, value, key)
+            if tp is int and not INT64_MIN <= value <= INT64_MAX:  # type: ignore[operator]
+                # TOML integers are 64-bit; past that, torch and numpy overflow mid-run.
+                raise self.error(
+                    key,
+                    f"the integer {value} is out of range: integers are 64-bit, from "
+                    f"{INT64_MIN} to {INT64_MAX}.",
+                )
             return scalar[1](value)
         if origin in (tuple, list):
             if not isinstance(value, list | tuple):
@@ -203,6 +215,9 @@ class Structurer:
 
     def _expected(self, tp: Any, value: object, key: str) -> ExperimentError:
         return self.error(key, f"expected {_type_name(tp)}, got {_describe(value)}.")
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _is_int(value: object) -> bool:

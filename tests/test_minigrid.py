@@ -31,7 +31,9 @@ LEFT, RIGHT, FORWARD = 0, 1, 2
 
 
 def build(id: str, *wrappers: str, seed: int = 0, **kwargs: object) -> GymnasiumEnvironment:
-    options = GymnasiumOptions(id=f"minigrid:MiniGrid-{id}", kwargs=dict(kwargs), wrappers=wrappers)
+    options = GymnasiumOptions(
+        id=f"MiniGrid-{id}", import_modules=("minigrid",), kwargs=dict(kwargs), wrappers=wrappers
+    )
     env = GymnasiumPlugin().build(options, BuildContext("t", seed=seed))
     env.setup()
     return env
@@ -90,9 +92,9 @@ def test_coverage_needs_a_minigrid_world() -> None:
         GymnasiumPlugin().build(options, BuildContext("t", seed=0))
 
 
-def test_unregistered_id_hints_at_the_package_prefix() -> None:
+def test_unregistered_id_hints_at_import_modules() -> None:
     options = GymnasiumOptions(id="NoSuchPackage-World-v0")
-    with pytest.raises(PluginError, match="'package:Id'"):
+    with pytest.raises(PluginError, match="import_modules"):
         GymnasiumPlugin().build(options, BuildContext("t", seed=0))
 
 
@@ -127,7 +129,8 @@ def test_minigrid_comparison_files_validate(cli: CLI, curiosity: str) -> None:
     code, out = cli("validate", str(EXPERIMENTS / f"compare-minigrid-{curiosity}.toml"))
     assert code == 0, out
     data = tomllib.loads(out)
-    assert data["environment"]["id"] == "minigrid:MiniGrid-FourRooms-v0"
+    assert data["environment"]["id"] == "MiniGrid-FourRooms-v0"
+    assert data["environment"]["import_modules"] == ["minigrid"]
     assert data["curiosity"]["plugin"] == curiosity
     assert data["policy"]["ext_coef"] == 0.0
 

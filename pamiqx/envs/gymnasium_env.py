@@ -17,7 +17,7 @@ measured there, where the agent cannot observe them;
 
 from __future__ import annotations
 
-import importlib
+import re
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -31,6 +31,7 @@ from pamiqx.api import (
     ObservationSpec,
 )
 from pamiqx.api.errors import PluginError
+from pamiqx.envs.imports import MODULE_NAME, import_installed, without_local_paths
 from pamiqx.suggest import did_you_mean
 
 if TYPE_CHECKING:
@@ -39,31 +40,74 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 
+def _check_id(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+    # gymnasium.make("module:Id") imports `module` first; an id is data and imports nothing.
+    module, colon, env_id = value.partition(":")
+    if colon:
+        raise ValueError(
+            f"the id '{value}' names a module to import ('{module}'), and pamiqx imports "
+            f'nothing because of an id: write import_modules = ["{module}"] and id = "{env_id}"'
+        )
+    if not value.strip():
+        raise ValueError("expected a Gymnasium environment id such as 'CartPole-v1', got ''")
+
+
+def _check_modules(_: object, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    for name in value:
+        if not MODULE_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a module name (e.g. 'minigrid')")
+
+
+_WRAPPER_PATH = re.compile(rf"{MODULE_NAME.pattern}:[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_wrappers(_: object, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    for path in value:
+        if not _WRAPPER_PATH.fullmatch(path):
+            raise ValueError(
+                f"{path!r} is not a wrapper path; write it as 'module:Class' "
+                "(e.g. 'minigrid.wrappers:ImgObsWrapper')"
+            )
+
+
 @attrs.frozen
 class GymnasiumOptions:
     """Options of ``gymnasium``.
 
     Attributes:
-        id: The Gymnasium environment id, e.g. ``CartPole-v1``; ``package:Id`` imports
-            the package that registers it first (``minigrid:MiniGrid-FourRooms-v0``).
+        id: The Gymnasium environment id, e.g. ``CartPole-v1`` or ``MiniGrid-FourRooms-v0``.
+            Gymnasium's ``module:Id`` form is refused: an id never imports code.
+        import_modules: Installed modules imported before the environment is made, for
+            the ids they register (``["minigrid"]``). Never imported from the current
+            directory.
         kwargs: Keyword options passed to ``gymnasium.make``.
-        wrappers: Wrapper classes applied in order, as ``module:Class`` paths
-            (e.g. ``minigrid.wrappers:ImgObsWrapper``).
+        wrappers: ``gymnasium.Wrapper`` classes applied in order, as ``module:Class``
+            paths of installed modules (e.g. ``minigrid.wrappers:ImgObsWrapper``).
     """
 
-    id: str
+    id: str = attrs.field(validator=_check_id)
+    import_modules: tuple[str, ...] = attrs.field(default=(), validator=_check_modules)
     kwargs: dict[str, Any] = attrs.field(factory=dict)
-    wrappers: tuple[str, ...] = ()
+    wrappers: tuple[str, ...] = attrs.field(default=(), validator=_check_wrappers)
 
 
 def _import_wrapper(path: str) -> Any:
+    from gymnasium import Wrapper
+
     module_name, _, attr = path.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as error:
+    module = import_installed(module_name, f"gymnasium: wrapper '{path}'")
+    wrapper = getattr(module, attr, None)
+    if wrapper is None:
         raise PluginError(
-            f"gymnasium: wrapper '{path}' cannot be imported ({error}); write it as 'module:Class'."
-        ) from None
+            f"gymnasium: wrapper '{path}' cannot be imported (module '{module_name}' has no "
+            f"'{attr}'); write it as 'module:Class'."
+        )
+    if not (isinstance(wrapper, type) and issubclass(wrapper, Wrapper)):
+        raise PluginError(
+            f"gymnasium: wrapper '{path}' is not a gymnasium.Wrapper class; list only wrapper "
+            "classes in 'wrappers'."
+        )
+    return wrapper
 
 
 def observation_spec_of(space: gym.Space[Any]) -> ObservationSpec:
@@ -230,16 +274,21 @@ class GymnasiumPlugin(EnvironmentPlugin):
         """Make the environment and apply the wrappers."""
         import gymnasium as gym
 
+        for name in options.import_modules:
+            import_installed(name, "gymnasium: import_modules")
         # Wrapper paths are checked before the (possibly slow) environment is made.
         wrappers = [_import_wrapper(path) for path in options.wrappers]
         try:
-            env = gym.make(options.id, **options.kwargs)
+            # A registered entry point ("ale_py.env:AtariEnv") is imported by make().
+            with without_local_paths():
+                env = gym.make(options.id, **options.kwargs)
         except gym.error.Error as error:
             hint = did_you_mean(options.id, gym.registry.keys())
-            if not hint and ":" not in options.id:
+            if not hint:
                 hint = (
-                    " Ids registered by another package need it imported first: write "
-                    "'package:Id', e.g. 'minigrid:MiniGrid-FourRooms-v0'."
+                    " Ids registered by another package need it imported first: list it in "
+                    'import_modules, e.g. import_modules = ["minigrid"] for '
+                    "'MiniGrid-FourRooms-v0'."
                 )
             reason = str(error).rstrip()
             reason += "" if reason.endswith((".", "?", "!")) else "."

@@ -23,6 +23,8 @@ _non_negative = attrs.validators.ge(0)
 _positive_float = attrs.validators.gt(0.0)
 _non_negative_float = attrs.validators.ge(0.0)
 _unit = [attrs.validators.ge(0.0), attrs.validators.le(1.0)]
+MAX_STEPS = 10**12 - 1
+MAX_ENVS = 1024
 
 
 def _device(_: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -32,15 +34,25 @@ def _device(_: object, attribute: attrs.Attribute[str], value: str) -> None:
         )
 
 
+def _plain_text(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+    # Folder and repository names end up in paths and one-line messages: a NUL fails
+    # deep inside mkdir, a newline splits every message that quotes the path.
+    bad = sorted({c for c in value if ord(c) < 32 or 127 <= ord(c) < 160})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        raise ValueError(f"{attribute.name} must not contain control characters, got {shown}")
+
+
 @attrs.frozen
 class RunConfig:
     """How long a run lasts and where it runs.
 
     Attributes:
-        max_steps: Environment steps (summed over parallel worlds) before the run ends.
+        max_steps: Environment steps (summed over parallel worlds) before the run ends
+            (at most 10**12 - 1).
         device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``fp32``, or ``bf16`` autocast on CUDA.
-        num_envs: Parallel copies of a lock-step world.
+        num_envs: Parallel copies of a lock-step world (at most 1024).
         mode: ``auto`` (the environment decides), ``lockstep`` or ``realtime``.
         time_scale: Real-time speed-up (pamiq-core time scale); 1 for real worlds.
         checkpoint_every: Steps between checkpoints (0: only at the end and on signals).
@@ -49,16 +61,20 @@ class RunConfig:
         log_dir: Root of run directories; empty means ``$PAMIQX_LOG_DIR`` or ``./logs``.
     """
 
-    max_steps: int = attrs.field(default=100_000, validator=_positive)
+    # Checkpoint folders number steps with 12 digits; 1e12 steps is beyond any run anyway.
+    max_steps: int = attrs.field(
+        default=100_000, validator=[_positive, attrs.validators.le(MAX_STEPS)]
+    )
     device: str = attrs.field(default="auto", validator=_device)
     precision: Literal["fp32", "bf16"] = "fp32"
-    num_envs: int = attrs.field(default=1, validator=_positive)
+    # Each world is built up front: a typo such as 10**8 would hang, building them.
+    num_envs: int = attrs.field(default=1, validator=[_positive, attrs.validators.le(MAX_ENVS)])
     mode: Literal["auto", "lockstep", "realtime"] = "auto"
     time_scale: float = attrs.field(default=1.0, validator=_positive_float)
     checkpoint_every: int = attrs.field(default=10_000, validator=_non_negative)
     keep_checkpoints: int = attrs.field(default=3, validator=_positive)
     log_every: int = attrs.field(default=1_000, validator=_positive)
-    log_dir: str = ""
+    log_dir: str = attrs.field(default="", validator=_plain_text)
 
 
 @attrs.frozen
@@ -73,8 +89,8 @@ class TrackingConfig:
     """
 
     enabled: bool = True
-    repo: str = ""
-    experiment: str = ""
+    repo: str = attrs.field(default="", validator=_plain_text)
+    experiment: str = attrs.field(default="", validator=_plain_text)
     system_metrics: bool = False
 
 
