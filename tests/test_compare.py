@@ -122,14 +122,16 @@ def _write_run(
 
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A logs folder: aim repository, 3 rnd runs and 2 baseline runs."""
+    """A logs folder: aim repository, 3 rnd runs (and one not ended) and 2 baseline runs."""
     from aim.sdk.repo import Repo
 
     root = tmp_path_factory.mktemp("compare") / "logs"
     Repo.from_path(str(root / "aim"), init=True).close()
     _write_run(root, "rnd", 0, RND[0])
     _write_run(root, "rnd", 1, RND[1], style="old")
-    _write_run(root, "rnd", 2, RND[2], style="running")
+    _write_run(root, "rnd", 2, RND[2])
+    # Left out of the statistics: it has no end event (still running, or killed).
+    _write_run(root, "rnd", 3, RND[0], style="running")
     _write_run(root, "none", 0, NONE[0])
     _write_run(root, "none", 1, NONE[1], style="moved")
     return root
@@ -157,18 +159,19 @@ def test_runs_found_below_a_folder_with_metrics_from_every_kind_of_record(logs: 
         ("rnd", 0),
         ("rnd", 1),
         ("rnd", 2),
+        ("rnd", 3),
     ]
     by_key = {(r.curiosity, r.seed): r for r in runs}
     # The run named only in its checkpoint, and the one whose repository moved, read fine.
     assert by_key["rnd", 1].series(COVERAGE) == ((1000, 0.1), (2000, 0.3), (3000, 0.5), (4000, 0.7))
     assert by_key["none", 1].series(COVERAGE)[1] == (2500, 0.25)
-    assert by_key["rnd", 2].status == "running"
+    assert by_key["rnd", 3].status == "running"
     assert by_key["rnd", 0].status == "finished"
     assert {r.environment for r in runs} == {"sim-maze"}
     # An experiment folder and a run directory given directly, each run once.
     one = by_key["rnd", 0].path
     found = load_runs([one, logs / "cmp-rnd"])
-    assert [r.path for r in found][:1] == [one] and len(found) == 3
+    assert [r.path for r in found][:1] == [one] and len(found) == 4
 
 
 # --- statistics -----------------------------------------------------------------------
@@ -177,6 +180,8 @@ def test_runs_found_below_a_folder_with_metrics_from_every_kind_of_record(logs: 
 def test_groups_ranked_by_final_coverage(groups: list[GroupSummary]) -> None:
     assert [g.key for g in groups] == ["rnd", "none"]
     assert [g.seeds for g in groups] == [3, 2]
+    [left] = groups[0].left_out
+    assert (left.run.seed, left.why) == (3, "has not ended (still running, or killed)")
 
 
 def test_rnd_statistics_match_hand_computed_values(groups: list[GroupSummary]) -> None:
@@ -237,7 +242,8 @@ def test_table_printed_in_rank_order(logs: Path) -> None:
     assert code == 0, out
     assert "0.700 ± 0.100" in out and "2,667 (3/3)" in out
     assert out.index("rnd") < out.index("none")
-    assert "1 run(s) have not ended" in out
+    assert "1 run(s) left out of the statistics" in out
+    assert "(rnd, seed 3): has not ended (still running, or killed)" in out
 
 
 def test_png_output(logs: Path, tmp_path: Path) -> None:

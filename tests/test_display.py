@@ -1,4 +1,4 @@
-"""Progress display: plain log lines off a terminal, a rich live view on one."""
+"""Progress display: plain log lines off a terminal, a rich live view on one; summary lines."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pamiqx.display import make_display
+from pamiqx.display import MAX_SUMMARY_CURIOSITY, make_display, summary_metric_lines
 
 METRICS = {"coverage": 0.41, "reward/intrinsic": 0.0123456, "loss/value": 2.5, "zzz": 1.0}
 
@@ -133,3 +133,39 @@ def test_live_view_resumed_run_starts_at_start_step() -> None:
     with make_display("t", 1_000, start_step=400, console=console):
         pass
     assert "400/1000" in _output(console)
+
+
+# --- the end-of-run summary's metric lines --------------------------------------------
+
+
+def test_summary_shows_curiosity_metrics_first_to_last_and_the_time_split() -> None:
+    first = {"curiosity/loss": 0.5, "coverage": 0.1, "perf/collect_seconds": 9.0}
+    last = {
+        "curiosity/loss": 0.125,
+        "curiosity/agent/surprise": 2.0,
+        "coverage": 0.4,
+        "perf/collect_seconds": 3.0,
+        "perf/train_seconds": 1.0,
+    }
+    assert summary_metric_lines(first, last) == [
+        "  curiosity/agent/surprise: nan at start -> 2 at end",  # logged only later
+        "  curiosity/loss: 0.5 at start -> 0.125 at end",
+        "  last phase: collect 3.00 s (75%), train 1.00 s (25%)",
+    ]
+
+
+def test_summary_of_a_realtime_run_times_only_training() -> None:
+    lines = summary_metric_lines({}, {"perf/train_seconds": 0.5})
+    assert lines == ["  last phase: train 0.50 s (the world ran alongside)"]
+
+
+def test_summary_caps_the_curiosity_metrics() -> None:
+    last = {f"curiosity/m{i:02d}": float(i) for i in range(MAX_SUMMARY_CURIOSITY + 3)}
+    lines = summary_metric_lines(last, last)
+    assert len(lines) == MAX_SUMMARY_CURIOSITY + 1
+    assert lines[0] == "  curiosity/m00: 0 at start -> 0 at end"
+    assert lines[-1] == "  (+3 more curiosity/ metrics)"
+
+
+def test_summary_without_curiosity_or_timing_metrics_adds_nothing() -> None:
+    assert summary_metric_lines({}, {"coverage": 0.5}) == []

@@ -62,13 +62,39 @@ class Curiosity(abc.ABC):
     """An intrinsic-reward mechanism: the one interface for batch and online styles.
 
     *Batch* mechanisms (RND, ICM, disagreement) score a whole rollout in
-    :meth:`rewards`. *Online* mechanisms also implement :meth:`agent_step`,
-    which the host calls in the agent's step (the inference thread in
-    real-time runs) with each new observation; its rewards travel with the
-    transitions and :meth:`rewards` returns ``batch.intrinsic``. Both train their
-    own models in :meth:`update`, called by the trainer after each rollout.
-    The host normalises, mixes, logs and checkpoints; a mechanism never sees
-    the policy's parameters.
+    :meth:`rewards`. *Online* mechanisms (``style = "online"``) also implement
+    :meth:`agent_step`, which the host calls in the agent's step with each new
+    observation; its rewards travel with the transitions and :meth:`rewards`
+    returns ``batch.intrinsic``. Both train their own models in :meth:`update`.
+    The host normalises, mixes, logs (what :meth:`update` returns, as
+    ``curiosity/<name>``) and checkpoints; a mechanism never sees the policy's
+    parameters.
+
+    A mechanism's life in a run:
+
+    * **Built** once by its plugin's ``build``. ``context.num_envs`` is ``E``, the
+      number of worlds every call sees side by side (``run.num_envs``; 1 in
+      real-time runs).
+    * **Resumed**: :meth:`load_state_dict` runs once, before the first step.
+    * **Acting** (online only): :meth:`agent_step` once per transition, while
+      the rollout is collected (see there for the first step, episode starts and
+      rollout ends).
+    * **Training**: after each rollout of ``T`` steps, :meth:`rewards` and then
+      :meth:`update` on the same :class:`Transitions`, so a transition is scored
+      by a model that has not trained on it yet.
+    * **Checkpointing**: :meth:`state_dict`, between steps and training phases.
+
+    Threads. In lock-step runs (simulators) every call comes from one thread, one
+    at a time. In real-time runs (pamiq-core's ``launch``), :meth:`agent_step`
+    runs in the inference thread, :meth:`rewards` and :meth:`update` in the
+    training thread, *at the same time*, and :meth:`state_dict` in the control
+    thread while the other two are paused (a checkpoint never sees half a step
+    or half an update). So state that :meth:`agent_step` and :meth:`update` both
+    touch (the weights it scores with, running statistics, per-world state,
+    counters) needs a lock of the mechanism's own. Hold it briefly, since the
+    inference thread keeps the world's control rate: train the model outside the
+    lock and copy its weights into an inference copy under it, as
+    ``pamiqx_fd_curiosity.base.ForwardDynamicsCuriosity`` does.
 
     Attributes:
         style: ``"batch"`` or ``"online"``.
@@ -93,14 +119,43 @@ class Curiosity(abc.ABC):
     ) -> torch.Tensor | None:
         """Score a new observation as it arrives (online mechanisms only).
 
+        The host calls it when the agent acts on an observation: with ``o_{t+1}``
+        and the action ``a_t`` that led to it, and the reward returned is stored
+        for the transition ``(o_t, a_t, o_{t+1})``, row ``t`` of the next
+        :class:`Transitions` (``batch.intrinsic``). Each transition is scored once:
+
+        * **First step of a fresh run**: ``action`` is None and the value returned
+          is discarded (no transition led to the first observation). A resumed run
+          has no such step: the last action is restored from the checkpoint, and an
+          observation scored before the checkpoint is not scored again.
+        * **Episode start** (``episode_start[e]`` True): ``observation[e]`` is the
+          first observation of a new episode and ``action[e]`` the action that
+          ended the previous one; the reward goes to that last transition (its
+          ``dones`` row is True). A mechanism predicting ``o_{t+1}`` from ``o_t``
+          should not count the reset as a surprise (return 0 there, and reset
+          that world's state).
+        * **End of a rollout**: the rollout's last transition is scored while the
+          rollout is handed over (with the observation the next step acts on), so
+          it trains with its own batch; the next step does not score it again.
+        * Returning **None** stores a reward of 0 for the transition.
+
+        It runs under ``torch.inference_mode()``: ``observation`` and the tensors it
+        makes are inference tensors, which autograd refuses. To learn inside it
+        (test-time training), wrap the step in ``with torch.inference_mode(False),
+        torch.enable_grad():`` and use ``observation.clone()``; otherwise train in
+        :meth:`update` on the batch. In real-time runs it runs in the inference
+        thread, concurrently with :meth:`update` (see the class docstring).
+
         Args:
-            observation: ``(E, *obs_shape)`` the observation that just arrived.
-            action: ``(E, ...)`` the action that led to it (None on the first step).
-            episode_start: ``(E,)`` bool, the observation starts a new episode.
+            observation: ``(E, *obs_shape)`` the observations that just arrived, on
+                the run's device.
+            action: ``(E,)`` or ``(E, K)`` int64, the actions that led to them; None
+                only on the first step of a fresh run.
+            episode_start: ``(E,)`` bool, which observations start a new episode.
 
         Returns:
-            ``(E,)`` reward for the transition that produced ``observation``, or
-            None when there is nothing to score yet (the first step).
+            ``(E,)`` finite rewards for the transitions into ``observation``, or
+            None to store 0 (and on the first step, when nothing can be scored).
         """
         return None
 

@@ -28,11 +28,13 @@ from pamiqx.compare.errors import CompareError
 __all__ = [
     "RUN_FILES",
     "RunFiles",
+    "end_reason",
     "event_rate",
     "find_run_dirs",
     "is_run_dir",
     "read_run_files",
     "run_status",
+    "start_time",
 ]
 
 RUN_FILES = ("experiment.toml", "events.jsonl")
@@ -197,6 +199,34 @@ def run_status(events: Sequence[Mapping[str, Any]]) -> str:
         elif kind == "end":
             status = str(event.get("status", "finished"))
     return status
+
+
+def end_reason(events: Sequence[Mapping[str, Any]]) -> str | None:
+    """Return the reason of the last ``end`` event (why a run failed), if it gives one.
+
+    Args:
+        events: The run's events in file order.
+    """
+    reason: str | None = None
+    for event in events:
+        kind = event.get("event")
+        if kind in ("start", "resume"):
+            reason = None
+        elif kind == "end":
+            reason = event.get("reason") or None
+    return None if reason is None else str(reason)
+
+
+def start_time(events: Sequence[Mapping[str, Any]]) -> str:
+    """Return the time of the first ``start`` event (``YYYY-mm-ddTHH:MM:SS``), or "".
+
+    Args:
+        events: The run's events in file order.
+    """
+    for event in events:
+        if event.get("event") == "start":
+            return str(event.get("time", ""))
+    return ""
 
 
 def event_rate(events: Sequence[Mapping[str, Any]]) -> float | None:

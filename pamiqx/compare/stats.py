@@ -17,7 +17,9 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from pamiqx.compare.errors import CompareError
 from pamiqx.compare.runs import COVERAGE, INTRINSIC, RATE, RunRecord, Series
+from pamiqx.compare.selection import LeftOut, partition
 
 __all__ = ["Band", "GroupSummary", "group_key", "summarize"]
 
@@ -62,6 +64,8 @@ class GroupSummary:
             ``horizon``, at which coverage reached ``threshold``; None if it did not.
         rates: Environment steps per second of wall time, per seed that has one.
         rate_estimated: True when a rate came from event times, not the perf metric.
+        left_out: The group's runs the statistics leave out (failed, not ended,
+            duplicates), with the reason; a group may consist of these alone.
     """
 
     key: str
@@ -75,6 +79,7 @@ class GroupSummary:
     steps_to_threshold: tuple[int | None, ...]
     rates: tuple[float, ...]
     rate_estimated: bool
+    left_out: tuple[LeftOut, ...] = ()
 
     @property
     def seeds(self) -> int:
@@ -131,6 +136,10 @@ def group_key(run: RunRecord, mixed_environments: bool) -> str:
 def summarize(runs: Sequence[RunRecord], threshold: float = 0.5) -> list[GroupSummary]:
     """Group runs by curiosity and summarise each group.
 
+    Failed runs, runs that have not ended and duplicates are left out of the
+    statistics (:func:`pamiqx.compare.selection.partition`) and kept in
+    :attr:`GroupSummary.left_out`, so the report lists them.
+
     Args:
         runs: The runs to compare.
         threshold: Coverage level of the "steps to" statistic.
@@ -138,12 +147,33 @@ def summarize(runs: Sequence[RunRecord], threshold: float = 0.5) -> list[GroupSu
     Returns:
         One summary per group, highest final coverage first (groups without
         coverage last, by name).
+
+    Raises:
+        CompareError: Every run is left out.
     """
+    kept, left_out = partition(runs)
+    if runs and not kept:
+        shown = "; ".join(f"{item.run.path}: {item.why}" for item in left_out[:3])
+        more = f"; and {len(left_out) - 3} more" if len(left_out) > 3 else ""
+        raise CompareError(
+            f"Nothing to compare: all {len(left_out)} run(s) are left out of the statistics "
+            f"({shown}{more}). A stopped run continues from its last checkpoint with "
+            "`pamiqx run EXPERIMENT_FILE --resume RUN_DIR`; one still going on can be "
+            "compared once it ends."
+        )
     mixed = len({run.environment for run in runs}) > 1
     groups: dict[str, list[RunRecord]] = {}
-    for run in runs:
+    for run in kept:
         groups.setdefault(group_key(run, mixed), []).append(run)
-    summaries = [_summarize_group(key, members, threshold) for key, members in groups.items()]
+    dropped: dict[str, list[LeftOut]] = {}
+    for item in left_out:
+        key = group_key(item.run, mixed)
+        dropped.setdefault(key, []).append(item)
+        groups.setdefault(key, [])
+    summaries = [
+        _summarize_group(key, members, threshold, tuple(dropped.get(key, ())))
+        for key, members in groups.items()
+    ]
     return sorted(summaries, key=_rank)
 
 
@@ -174,7 +204,9 @@ def _hashable(value: Any) -> Any:
     return repr(value) if isinstance(value, list | dict) else value
 
 
-def _summarize_group(key: str, runs: list[RunRecord], threshold: float) -> GroupSummary:
+def _summarize_group(
+    key: str, runs: list[RunRecord], threshold: float, left_out: tuple[LeftOut, ...]
+) -> GroupSummary:
     with_coverage = [run.series(COVERAGE) for run in runs if run.series(COVERAGE)]
     with_intrinsic = [run.series(INTRINSIC) for run in runs if run.series(INTRINSIC)]
     # The table's steps follow coverage, the metric the group is ranked by.
@@ -207,6 +239,7 @@ def _summarize_group(key: str, runs: list[RunRecord], threshold: float) -> Group
         steps_to_threshold=tuple(reach),
         rates=tuple(rates),
         rate_estimated=estimated,
+        left_out=left_out,
     )
 
 

@@ -4,7 +4,9 @@
 :class:`Tracker`: a :class:`NullTracker` when tracking is disabled, else an
 :class:`AimTracker` writing one Aim run (a resumed training continues its run);
 see :mod:`pamiqx.tracking.writer`. :func:`read_metrics` and :func:`read_params`
-read the tracked series and hyper-parameters back (:mod:`pamiqx.tracking.reader`).
+read the tracked series and hyper-parameters back (:mod:`pamiqx.tracking.reader`);
+:class:`AimRunUnreadable` and :class:`AimRepoUnreadable` say which run or repository
+is damaged.
 
 aim is heavy to import (it pulls in numpy, sqlalchemy, rocksdb bindings), so it
 is imported inside the functions that need it: importing this package is cheap.
@@ -12,10 +14,18 @@ is imported inside the functions that need it: importing this package is cheap.
 
 from __future__ import annotations
 
-from pamiqx.tracking.reader import Metrics, read_metrics, read_params
+from pamiqx.tracking.reader import (
+    AimRepoUnreadable,
+    AimRunUnreadable,
+    Metrics,
+    read_metrics,
+    read_params,
+)
 from pamiqx.tracking.writer import AimTracker, NullTracker, Tracker, open_tracker
 
 __all__ = [
+    "AimRepoUnreadable",
+    "AimRunUnreadable",
     "AimTracker",
     "Metrics",
     "NullTracker",

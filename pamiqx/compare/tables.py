@@ -1,0 +1,275 @@
+"""The comparison as text: the summary table (Rich, Markdown, HTML), its notes, the runs.
+
+:mod:`pamiqx.compare.report` draws the plots and writes the files; the words and
+numbers they show are made here.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from pamiqx.compare.runs import RATE
+from pamiqx.compare.stats import GroupSummary
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+__all__ = [
+    "headers",
+    "html_page",
+    "left_out_lines",
+    "markdown",
+    "notes",
+    "rich_table",
+    "table_rows",
+]
+
+
+def headers(groups: Sequence[GroupSummary]) -> list[str]:
+    """Column titles of the summary table.
+
+    Args:
+        groups: The summarised groups (their threshold names a column).
+
+    Returns:
+        The titles.
+    """
+    threshold = groups[0].threshold if groups else 0.5
+    return [
+        "curiosity",
+        "seeds",
+        "steps",
+        "final coverage",
+        f"steps to {threshold:.0%} coverage",
+        "rate (steps/s)",
+    ]
+
+
+def table_rows(groups: Sequence[GroupSummary]) -> list[list[str]]:
+    """The summary table's rows as text, in the groups' order.
+
+    Args:
+        groups: Summaries, ranked.
+
+    Returns:
+        One row per group, matching :func:`headers`.
+    """
+    rows: list[list[str]] = []
+    for group in groups:
+        steps = "–" if group.horizon is None else f"{group.horizon:,}"
+        if group.truncated:
+            steps += "*"
+        final = "–"
+        if group.final_mean is not None:
+            final = f"{group.final_mean:.3f}"
+            if group.final_std is not None:
+                final += f" ± {group.final_std:.3f}"
+        reach = "–"
+        if group.steps_to_threshold:
+            mean = group.steps_to_threshold_mean
+            reached = f"({group.reached}/{len(group.steps_to_threshold)})"
+            reach = f"{mean:,.0f} {reached}" if mean is not None else f"– {reached}"
+        rate = "–"
+        if group.rate_mean is not None:
+            rate = ("~" if group.rate_estimated else "") + f"{group.rate_mean:,.0f}"
+        rows.append([group.key, str(group.seeds), steps, final, reach, rate])
+    return rows
+
+
+def notes(groups: Sequence[GroupSummary]) -> list[str]:
+    """What the table's numbers mean, and marks that apply to these groups.
+
+    Args:
+        groups: Summaries.
+
+    Returns:
+        One sentence per note.
+    """
+    threshold = groups[0].threshold if groups else 0.5
+    lines = [
+        "final coverage: at the group's steps (the last step its shortest seed logged), "
+        "mean ± sample standard deviation over seeds.",
+        f"steps to {threshold:.0%} coverage: first logged step with coverage ≥ "
+        f"{threshold:.0%}, up to the group's steps; mean over the seeds that reached it "
+        "(reached/seeds).",
+        f"rate: environment steps per second of wall time during training phases "
+        f"({RATE}), mean over seeds.",
+        "plots: lines are means over seeds, bands span their minimum to maximum; each "
+        "seed is interpolated linearly onto the steps any seed of its group logged.",
+    ]
+    for group in groups:
+        if group.truncated:
+            lines.append(
+                f"*{group.key}: seeds ran to different lengths (longest {group.longest:,} "
+                f"steps); statistics stop at the shortest ({group.horizon:,})."
+            )
+    if any(group.rate_estimated for group in groups):
+        lines.append(
+            "~: rate estimated from events.jsonl times (runs without the perf metric, "
+            "e.g. real-time worlds); it includes set-up and checkpoints."
+        )
+    left = left_out_lines(groups)
+    if left:
+        lines.append(
+            f"{len(left)} run(s) left out of the statistics (failed, not ended, or a "
+            "duplicate of another run's experiment and seed):"
+        )
+        lines += [f"  {line}" for line in left]
+    return lines
+
+
+def left_out_lines(groups: Sequence[GroupSummary]) -> list[str]:
+    """One line per run the statistics leave out: its directory, group, seed and why.
+
+    Args:
+        groups: Summaries.
+
+    Returns:
+        The lines, in group order.
+    """
+    return [
+        f"{item.run.path} ({group.key}, seed {item.run.seed}): {item.why}"
+        for group in groups
+        for item in group.left_out
+    ]
+
+
+def rich_table(groups: Sequence[GroupSummary]) -> Table:
+    """The summary table for the terminal.
+
+    Args:
+        groups: Summaries, ranked.
+
+    Returns:
+        A Rich table.
+    """
+    from rich.table import Table
+
+    runs = sum(group.seeds for group in groups)
+    left = sum(len(group.left_out) for group in groups)
+    title = f"Curiosity comparison ({runs} runs" + (f", {left} left out)" if left else ")")
+    table = Table(title=title, title_justify="left")
+    for i, title in enumerate(headers(groups)):
+        table.add_column(title, justify="left" if i == 0 else "right", overflow="fold")
+    for row in table_rows(groups):
+        table.add_row(*row)
+    return table
+
+
+def markdown(groups: Sequence[GroupSummary], images: Sequence[tuple[str, str]] = ()) -> str:
+    """The summary as Markdown: table, notes, optional images, list of runs.
+
+    Args:
+        groups: Summaries, ranked.
+        images: (alt text, relative path) of images to show below the table.
+
+    Returns:
+        Markdown text ending in a newline.
+    """
+    titles = headers(groups)
+    lines = [
+        "# Curiosity comparison",
+        "",
+        "| " + " | ".join(titles) + " |",
+        "|" + "|".join([":---", *["---:"] * (len(titles) - 1)]) + "|",
+    ]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table_rows(groups)]
+    lines.append("")
+    lines += [_md_note(note) for note in notes(groups)]
+    for alt, path in images:
+        lines += ["", f"![{alt}]({path})"]
+    lines += ["", "## Runs", ""]
+    for group in groups:
+        for run in group.runs:
+            lines.append(f"- {group.key}, seed {run.seed} ({run.status}): `{run.path}`")
+    left = [(group.key, item) for group in groups for item in group.left_out]
+    if left:
+        lines += ["", "## Left out of the statistics", ""]
+        for key, item in left:
+            why = _md_cell(item.why)
+            lines.append(f"- `{item.run.path}` ({key}, seed {item.run.seed}): {why}")
+    return "\n".join(lines) + "\n"
+
+
+def _md_note(note: str) -> str:
+    # Indented notes (the left-out runs) are a nested list under the note before them.
+    if note.startswith("  "):
+        return f"  - {_md_cell(note.strip())}"
+    return f"- {_md_cell(note)}"
+
+
+def _md_cell(text: str) -> str:
+    # "*" would start emphasis and "|" end the cell.
+    return text.replace("|", "\\|").replace("*", "\\*")
+
+
+def html_page(groups: Sequence[GroupSummary], png: bytes) -> str:
+    """A self-contained HTML page: the figure (base64 PNG), the table, notes and runs.
+
+    Args:
+        groups: Summaries, ranked.
+        png: The figure as PNG bytes.
+
+    Returns:
+        The page.
+    """
+    esc = html.escape
+    head = "".join(f"<th>{esc(t)}</th>" for t in headers(groups))
+    body = "\n".join(
+        "<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>"
+        for row in table_rows(groups)
+    )
+    items = "\n".join(
+        f"<li>{esc(note)}</li>" for note in notes(groups) if not note.startswith("  ")
+    )
+    runs = "\n".join(
+        f"<li>{esc(group.key)}, seed {run.seed} ({esc(run.status)}): "
+        f"<code>{esc(str(run.path))}</code></li>"
+        for group in groups
+        for run in group.runs
+    )
+    left = "\n".join(
+        f"<li><code>{esc(str(item.run.path))}</code> ({esc(group.key)}, seed "
+        f"{item.run.seed}): {esc(item.why)}</li>"
+        for group in groups
+        for item in group.left_out
+    )
+    left_section = f"<h2>Left out of the statistics</h2>\n<ul>\n{left}\n</ul>\n" if left else ""
+    image = base64.b64encode(png).decode("ascii")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Curiosity comparison</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3em 0.8em; }}
+td:not(:first-child) {{ text-align: right; }}
+th {{ background: #f3f3f3; }}
+img {{ max-width: 100%; }}
+</style>
+</head>
+<body>
+<h1>Curiosity comparison</h1>
+<img alt="coverage and intrinsic reward against environment steps"
+     src="data:image/png;base64,{image}">
+<table>
+<thead><tr>{head}</tr></thead>
+<tbody>
+{body}
+</tbody>
+</table>
+<ul>
+{items}
+</ul>
+<h2>Runs</h2>
+<ul>
+{runs}
+</ul>
+{left_section}</body>
+</html>
+"""
