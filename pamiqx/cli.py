@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import shutil
+import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -214,6 +217,20 @@ def run(
     raise typer.Exit(code)
 
 
+def install_hint(root: Path) -> str:
+    """Return the commands that install a new package into this pamiqx's environment and test it.
+
+    This interpreter is the one pamiqx runs in (``.venv`` after ``make venv``, which has
+    no pip): uv installs into it by path, from ``PATH`` or the project's ``.tools``.
+    """
+    uv = shutil.which("uv") or str(Path(sys.prefix).parent / ".tools" / "bin" / "uv")
+    python = shlex.quote(sys.executable)
+    return (
+        f"{shlex.quote(uv)} pip install --python {python} -e {shlex.quote(str(root))} && "
+        f"{python} -m pytest {shlex.quote(str(root / 'tests'))}"
+    )
+
+
 @app.command("new-plugin")
 def new_plugin(
     kind: Annotated[str, typer.Argument(help="Plugin kind; 'curiosity' is supported.")],
@@ -238,7 +255,7 @@ def new_plugin(
         }
         root = new_curiosity_package(name, directory, taken)
         typer.echo(f"wrote {root}")
-        typer.echo(f"next: uv pip install -e {root} && python -m pytest {root / 'tests'}")
+        typer.echo(f"next: {install_hint(root)}")
 
 
 @app.command()

@@ -29,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["ProgressDisplay", "make_display", "summary_metric_lines"]
+__all__ = ["ProgressDisplay", "make_display"]
 
 #: Metrics shown first (plain lines show only these when present), most important first.
 KEY_METRICS = ("coverage", "episode_return", "reward/intrinsic", "loss/policy", "entropy")
@@ -38,7 +38,6 @@ MAX_TABLE_ROWS = 16
 #: Live redraws per second.
 REFRESH_PER_SECOND = 4.0
 #: Most ``curiosity/`` metrics in the end-of-run summary.
-MAX_SUMMARY_CURIOSITY = 8
 
 
 class ProgressDisplay(Protocol):
@@ -147,7 +146,10 @@ def _format_rate(rate: float | None) -> str:
 
 
 def _format_eta(seconds: float | None) -> str:
-    return "?" if seconds is None else str(timedelta(seconds=round(seconds)))
+    # Beyond a year an ETA says nothing (and timedelta overflows near 2.7 million years).
+    if seconds is None or seconds > 365 * 86400:
+        return "?"
+    return str(timedelta(seconds=round(seconds)))
 
 
 def _format_value(value: float) -> str:
@@ -372,32 +374,3 @@ def _metrics_table(metrics: Mapping[str, float]) -> Table:
                 cells += ["", ""]
         table.add_row(*cells)
     return table
-
-
-def summary_metric_lines(first: Mapping[str, float], last: Mapping[str, float]) -> list[str]:
-    """Lines for the end-of-run summary: the curiosity's own metrics and where time went.
-
-    Args:
-        first: Metrics of the run's first training phase (kept across resumes).
-        last: Metrics of its last training phase.
-
-    Returns:
-        Each ``curiosity/...`` metric as ``first -> last``, then the last phase's split
-        into collecting and training (``perf/collect_seconds``, ``perf/train_seconds``).
-    """
-    names = sorted(name for name in last if name.startswith("curiosity/"))
-    lines = [
-        f"  {name}: {first.get(name, float('nan')):.4g} at start -> {last[name]:.4g} at end"
-        for name in names[:MAX_SUMMARY_CURIOSITY]
-    ]
-    if len(names) > MAX_SUMMARY_CURIOSITY:
-        lines.append(f"  (+{len(names) - MAX_SUMMARY_CURIOSITY} more curiosity/ metrics)")
-    collect, train = last.get("perf/collect_seconds"), last.get("perf/train_seconds")
-    if collect is not None and train is not None and collect + train > 0:
-        share = collect / (collect + train)
-        split = f"collect {collect:.2f} s ({share:.0%}), train {train:.2f} s ({1 - share:.0%})"
-        lines.append(f"  last phase: {split}")
-    elif train is not None:
-        # Real-time runs collect while they train: only the training side is timed.
-        lines.append(f"  last phase: train {train:.2f} s (the world ran alongside)")
-    return lines

@@ -144,3 +144,20 @@ def test_rollout_checkpoint_refuses_more_steps_than_it_holds() -> None:
     _run(collector, 3)
     with pytest.raises(ValueError, match="more than 2"):
         small.load_state_dict(collector.rollout.state_dict())
+
+
+class SilentCuriosity(ScoringCuriosity):
+    """Online, but scores nothing: every observation must still be offered exactly once."""
+
+    def agent_step(
+        self, observation: torch.Tensor, action: torch.Tensor | None, episode_start: torch.Tensor
+    ) -> torch.Tensor | None:
+        super().agent_step(observation, action, episode_start)
+        return None
+
+
+def test_an_observation_is_offered_once_even_when_nothing_is_scored() -> None:
+    curiosity = SilentCuriosity()
+    first, second = _run(_collector(curiosity, steps=4), 8)
+    assert [float(obs[0, 0]) for obs, _, _ in curiosity.calls] == [10.0 * t for t in range(9)]
+    assert not first.rewards_int_online.any() and not second.rewards_int_online.any()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pamiqx.display import MAX_SUMMARY_CURIOSITY, make_display, summary_metric_lines
+from pamiqx.display import make_display
+from pamiqx.runtime.summary import MAX_SUMMARY_CURIOSITY, summary_metric_lines
 
 METRICS = {"coverage": 0.41, "reward/intrinsic": 0.0123456, "loss/value": 2.5, "zzz": 1.0}
 

@@ -108,7 +108,8 @@ class Collector:
         last_values, last_reward = self.agent.bootstrap(observations, episode_starts, score)
         if last_reward is not None:
             self.rollout.set_online_reward(self.rollout.size - 1, last_reward)
-            self._scored_current = True
+        # Offered once, whatever the answer: a stateful mechanism must not see o_T twice.
+        self._scored_current = score
         batch = self.rollout.batch(self.device, last_values)
         self.rollout = self.make_rollout()
         return batch
