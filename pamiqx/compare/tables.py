@@ -147,6 +147,7 @@ def rich_table(groups: Sequence[GroupSummary]) -> Table:
         A Rich table.
     """
     from rich.table import Table
+    from rich.text import Text
 
     runs = sum(group.seeds for group in groups)
     left = sum(len(group.left_out) for group in groups)
@@ -155,7 +156,8 @@ def rich_table(groups: Sequence[GroupSummary]) -> Table:
     for i, title in enumerate(headers(groups)):
         table.add_column(title, justify="left" if i == 0 else "right", overflow="fold")
     for row in table_rows(groups):
-        table.add_row(*row)
+        # Group keys come from experiment files: "[x]" is text here, never markup.
+        table.add_row(*(Text(cell) for cell in row))
     return table
 
 
