@@ -17,10 +17,11 @@ from pamiqx.api.model import ModelPlugin
 from pamiqx.api.plugin import BuildContext
 from pamiqx.api.policy import PolicyNetwork
 from pamiqx.experiment import ResolvedExperiment, ResolvedPlugin
-from pamiqx.faults import PluginIdentity
+from pamiqx.faults import PluginIdentity, blame
 from pamiqx.learner.ppo import PPOLearner
 from pamiqx.runtime.agent import PolicyAgent
 from pamiqx.runtime.collector import Collector
+from pamiqx.runtime.memory import check_rollout_memory
 from pamiqx.runtime.rollout import Rollout
 from pamiqx.runtime.worlds import Worlds
 
@@ -103,7 +104,13 @@ def build_environments(
     envs: list[Environment] = []
     for index in range(exp.run.num_envs):
         context = BuildContext(
-            exp.name, exp.seed, str(device), run_dir, exp.run.time_scale, env_index=index
+            exp.name,
+            exp.seed,
+            str(device),
+            run_dir,
+            exp.run.time_scale,
+            env_index=index,
+            num_envs=exp.run.num_envs,
         )
         env = _build_step(
             "environment",
@@ -116,7 +123,24 @@ def build_environments(
                 f"environment '{resolved.environment.entry.name}' runs in real time: "
                 "run.num_envs must be 1."
             )
+        if index == 0:
+            _check_memory_early(resolved, env)
     return envs
+
+
+def _check_memory_early(resolved: ResolvedExperiment, env: Environment) -> None:
+    """Refuse a rollout that cannot fit before ``run.num_envs`` worlds are built.
+
+    A lower bound (the policy's state widths are not known yet); a world whose specs
+    are only known after ``setup()`` is checked by :func:`build_components` instead.
+    """
+    try:
+        specs = env.observation_spec, env.action_spec
+    except Exception:  # noqa: BLE001 - named by build_components, after setup()
+        return
+    exp = resolved.experiment
+    device = resolve_device(exp.run.device)
+    check_rollout_memory(exp.policy.rollout_steps, exp.run.num_envs, *specs, device)
 
 
 def build_components(
@@ -135,19 +159,28 @@ def build_components(
     exp = resolved.experiment
     device = resolve_device(exp.run.device)
     seed_everything(exp.seed)
-    context = BuildContext(exp.name, exp.seed, str(device), run_dir, exp.run.time_scale)
-    obs_spec, action_spec = envs[0].observation_spec, envs[0].action_spec
+    context = BuildContext(
+        exp.name, exp.seed, str(device), run_dir, exp.run.time_scale, num_envs=len(envs)
+    )
     who = identities(resolved)
+    with blame(who["environment"], "observation_spec/action_spec"):
+        obs_spec, action_spec = envs[0].observation_spec, envs[0].action_spec
     models: dict[str, torch.nn.Module] = {}
     for role, model in resolved.models.items():
         plugin = _instantiate(model, ModelPlugin)
-        models[role] = _build_step(
+        built = _build_step(
             f"models.{role}",
             model,
             lambda plugin=plugin, model=model: plugin.build(
                 model.options, context, obs_spec, action_spec, dict(models)
             ),
-        ).to(device)
+        )
+        if not isinstance(built, torch.nn.Module):
+            raise PluginError(
+                f"[models.{role}] plugin '{model.entry.name}' ({model.entry.distribution} "
+                f"{model.entry.version}) built a {type(built).__name__}, not a torch.nn.Module."
+            )
+        models[role] = built.to(device)
     curiosity_plugin = _instantiate(resolved.curiosity, CuriosityPlugin)
     curiosity: Curiosity = _build_step(
         "curiosity",
@@ -170,6 +203,15 @@ def build_components(
             f"[models.policy] plugin '{resolved.models['policy'].entry.name}' must build a "
             "pamiqx.api.PolicyNetwork (the PPO learner drives it)."
         )
+    check_rollout_memory(
+        exp.policy.rollout_steps,
+        len(envs),
+        obs_spec,
+        action_spec,
+        device,
+        policy.hidden_dim,
+        policy.internal_action_dim,
+    )
     agent = PolicyAgent(policy, curiosity, len(envs), device, exp.run.precision, who)
     collector = Collector(agent, lambda: new_rollout(resolved, envs, policy), device)
     learner = PPOLearner(

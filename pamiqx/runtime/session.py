@@ -1,8 +1,7 @@
-"""One experiment run, end to end: run directory, plugins, resume, tracking, loop, summary."""
+"""One experiment run, end to end: start-up, resume or branch, tracking, loop, summary."""
 
 from __future__ import annotations
 
-import random
 import shutil
 import sys
 import time
@@ -10,66 +9,40 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from rich.console import Console
 
 from pamiqx import __version__
 from pamiqx.api.environment import Environment
-from pamiqx.api.errors import CheckpointError, EnvironmentUnavailableError, PamiqxError
-from pamiqx.checkpoint import (
-    create_run_dir,
-    find_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    log_event,
-    log_root,
-    save_checkpoint,
-    to_numpy,
-)
+from pamiqx.api.errors import CheckpointError, PamiqxError
+from pamiqx.checkpoint import list_checkpoints, log_event, log_root, save_checkpoint
 from pamiqx.display import ProgressDisplay, make_display
 from pamiqx.experiment import ResolvedExperiment
-from pamiqx.faults import (
-    PluginFault,
-    PluginIdentity,
-    TrainingDiverged,
-    blame,
-    non_finite_tensors,
-    summarise,
-)
+from pamiqx.faults import PluginFault, TrainingDiverged, blame, non_finite_tensors, summarise
 from pamiqx.plugins.manager import PluginManager
 from pamiqx.runtime.build import Components, build_components, build_environments, resolve_device
 from pamiqx.runtime.lockstep import LockstepLoop
+from pamiqx.runtime.restore import check_layout, restore, rng_state
 from pamiqx.runtime.signals import StopRequest, stop_on_signals
+from pamiqx.runtime.startup import (
+    Place,
+    StartupInterrupted,
+    StartupSignals,
+    choose_place,
+    create_place,
+    interrupted_message,
+    set_up,
+    startup_signals,
+    write_experiment_file,
+)
+from pamiqx.runtime.summary import summary_lines
 from pamiqx.tracking import Tracker, open_tracker
 
 EXIT_INTERRUPTED = {"SIGINT": 130, "SIGTERM": 143}
-SUMMARY_METRICS = ("coverage", "reward/intrinsic", "episode_return")
-
-
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np_state = to_numpy(state["numpy"])
-    np.random.set_state(tuple(np_state))
-    py_state = state["python"]
-    random.setstate((py_state[0], tuple(py_state[1]), py_state[2]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class Run:
-    """Holds a run's pieces and turns them into (and back from) checkpoint state."""
+    """Holds a run's pieces: checkpoints (restored by :mod:`pamiqx.runtime.restore`), metrics."""
 
     def __init__(
         self,
@@ -107,27 +80,13 @@ class Run:
             "learner": self.c.learner.state_dict(),
             "collector": self.c.collector.state_dict(),
             "envs": self.c.worlds.state_dict(),
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "first_metrics": dict(self.first_metrics),
             "last_logged": self.last_logged,
         }
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` (raises :class:`CheckpointError` on a mismatch)."""
-        try:
-            for role, module in self.c.models.items():
-                module.load_state_dict(state["models"][role])
-            self.c.curiosity.load_state_dict(state["curiosity"])
-            self.c.learner.load_state_dict(state["learner"])
-            self.c.collector.load_state_dict(state["collector"])
-            for env, env_state in zip(self.c.envs, state["envs"], strict=True):
-                env.load_state_dict(to_numpy(env_state))
-            _set_rng_state(state["rng"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as error:
-            raise CheckpointError(
-                f"the checkpoint does not fit this experiment's models or plugins "
-                f"({type(error).__name__}: {error}); was the experiment file changed?"
-            ) from None
+    def resume_counters(self, state: Mapping[str, Any]) -> None:
+        """Continue the step and metric counters of a restored checkpoint's state."""
         self.step = self.started_at_step = int(state["step"])
         self.last_logged = int(state["last_logged"])
         self.last_checkpoint_step = self.step
@@ -205,23 +164,6 @@ class Run:
         return bool(every) and self.step // every > self.last_checkpoint_step // every
 
 
-def _set_up(env: Environment, resolved: ResolvedExperiment) -> None:
-    """Set an environment up, naming the plugin when a device or connection is missing."""
-    try:
-        env.setup()
-    except PamiqxError:
-        raise
-    except (OSError, RuntimeError, ConnectionError, TimeoutError) as error:
-        entry = resolved.environment.entry
-        raise EnvironmentUnavailableError(
-            f"environment '{entry.name}' ({entry.distribution} {entry.version}) could not start: "
-            f"{type(error).__name__}: {error}"
-        ) from error
-    except Exception as error:
-        who = PluginIdentity.of("environment", resolved.environment.entry)
-        raise who.fault("setup()", summarise(error)) from error
-
-
 def _stopped_by(error: PamiqxError, run: Run) -> str:
     """Name the step a run stopped at and its last good checkpoint in the error; return it."""
     if isinstance(error, PluginFault):
@@ -237,36 +179,6 @@ def _stopped_by(error: PamiqxError, run: Run) -> str:
     return message
 
 
-def _write_experiment_file(run_dir: Path, resolved: ResolvedExperiment, step: int) -> None:
-    text = resolved.to_toml()
-    path = run_dir / "experiment.toml"
-    if not path.exists():
-        path.write_text(text)
-    elif path.read_text() != text:
-        # A resumed run with changed settings keeps both files.
-        (run_dir / f"experiment.resumed-at-{step}.toml").write_text(text)
-
-
-def summary_lines(run: Run, seconds: float, status: str) -> list[str]:
-    """Return the end-of-run summary: where the run is and how it went."""
-    done = run.step - run.started_at_step
-    lines = [
-        f"run {status}: {run.exp.name}",
-        f"  run directory: {run.run_dir}",
-        f"  steps: {run.step:,} / {run.exp.run.max_steps:,} "
-        f"({done:,} this session in {seconds:.1f} s, {done / max(seconds, 1e-9):,.0f} steps/s)",
-    ]
-    for key in SUMMARY_METRICS:
-        if key in run.last_metrics:
-            first = run.first_metrics.get(key, float("nan"))
-            lines.append(f"  {key}: {first:.4g} at start -> {run.last_metrics[key]:.4g} at end")
-    if run.tracker.run_hash:
-        lines.append(
-            f"  aim run: {run.tracker.run_hash} (make aim, then open http://127.0.0.1:43800)"
-        )
-    return lines
-
-
 def run_experiment(
     resolved: ResolvedExperiment,
     manager: PluginManager,
@@ -275,6 +187,11 @@ def run_experiment(
 ) -> int:
     """Run (or resume) an experiment to ``run.max_steps``.
 
+    Resuming from the latest checkpoint of a run continues its run directory; from
+    any other checkpoint it branches into a new one (:mod:`pamiqx.runtime.startup`).
+    Start-up that ends before the first step, for any reason (a SIGINT or SIGTERM
+    included), removes the run directory it created.
+
     Args:
         resolved: The validated experiment.
         manager: The plugin registry (for lifecycle hooks).
@@ -282,61 +199,78 @@ def run_experiment(
         console: Where the display and the summary go (stdout by default).
 
     Returns:
-        0 when finished, 130/143 when stopped by SIGINT/SIGTERM (after a checkpoint).
+        0 when finished, 130/143 when stopped by SIGINT/SIGTERM (after a checkpoint,
+        or during start-up, when nothing was run).
     """
     exp = resolved.experiment
     console = console or Console()
     resolve_device(exp.run.device)  # a missing GPU is reported before anything is written
     root = log_root(exp.run.log_dir)
-    state: dict[str, Any] | None = None
-    meta: dict[str, Any] = {}
-    if resume:
-        checkpoint = find_checkpoint(resume, root, exp.name)
-        state, meta = load_checkpoint(checkpoint, exp.name)
-        run_dir = checkpoint.parent.parent
-    else:
-        run_dir = create_run_dir(root, exp.name)
-    _write_experiment_file(run_dir, resolved, int(meta.get("step", 0)))
-
+    stop = StopRequest()
+    place = Place()
     started: list[Environment] = []
-    try:
+    tracker: Tracker | None = None
+    with startup_signals(stop) as guard:
         try:
-            envs = build_environments(resolved, torch.device("cpu"), run_dir)
+            place = choose_place(resolved, root, resume, check_layout)
+            create_place(place, root, exp.name)
+            assert place.run_dir is not None
+            if place.created:
+                write_experiment_file(place, resolved)
+            envs = build_environments(resolved, torch.device("cpu"), place.run_dir)
             for env in envs:
-                _set_up(env, resolved)
+                set_up(env, resolved)
                 started.append(env)
-            components = build_components(resolved, envs, run_dir)
-            tracker = open_tracker(
-                exp.tracking, exp.name, root, resolved.to_dict(), run_hash=meta.get("aim_run_hash")
-            )
-        except PamiqxError:
-            if state is None:  # a run that never started leaves no empty run directory behind
-                shutil.rmtree(run_dir, ignore_errors=True)
+            components = build_components(resolved, envs, place.run_dir)
+            if place.state is not None and place.source is not None:
+                restore(components, place.state, place.source)
+            if not place.created:
+                write_experiment_file(place, resolved)
+            # A branch starts its own Aim run; a continued run continues its own.
+            run_hash = None if place.created else place.meta.get("aim_run_hash")
+            tracker = open_tracker(exp.tracking, exp.name, root, resolved.to_dict(), run_hash)
+            return _drive(resolved, components, place, tracker, manager, console, stop, guard)
+        except StartupInterrupted as interrupted:
+            _remove_unstarted(place, guard)
+            message = interrupted_message(place, interrupted.signal_name)
+            console.print(message, markup=False, highlight=False, soft_wrap=True)
+            return EXIT_INTERRUPTED[interrupted.signal_name]
+        except BaseException:
+            _remove_unstarted(place, guard)
             raise
-        try:
-            return _drive(resolved, components, run_dir, tracker, manager, state, console)
         finally:
-            tracker.close()
-    finally:
-        for env in started:
-            env.teardown()
+            if tracker is not None:
+                tracker.close()
+            for env in started:
+                env.teardown()
+
+
+def _remove_unstarted(place: Place, guard: StartupSignals) -> None:
+    """Remove a run directory this session created when the first step was not reached."""
+    if place.created and place.run_dir is not None and not guard.running:
+        shutil.rmtree(place.run_dir, ignore_errors=True)
 
 
 def _drive(
     resolved: ResolvedExperiment,
     components: Components,
-    run_dir: Path,
+    place: Place,
     tracker: Tracker,
     manager: PluginManager,
-    state: dict[str, Any] | None,
     console: Console,
+    stop: StopRequest,
+    guard: StartupSignals,
 ) -> int:
     exp = resolved.experiment
+    assert place.run_dir is not None
+    run_dir = place.run_dir
+    state = place.state
     start_step = int(state["step"]) if state is not None else 0
     display = make_display(exp.name, exp.run.max_steps, start_step=start_step, console=console)
     run = Run(resolved, components, run_dir, tracker, display, manager)
     if state is not None:
-        run.load_state_dict(state)
+        run.resume_counters(state)
+    if state is not None and not place.created:
         log_event(run_dir, "resume", step=run.step)
     else:
         # Where the metrics are: `pamiqx compare RUN_DIR` reads them from here.
@@ -344,25 +278,28 @@ def _drive(
         log_event(
             run_dir,
             "start",
-            step=0,
+            step=run.step,
             device=str(components.device),
             aim_repo=None if repo is None else str(repo),
             aim_run_hash=tracker.run_hash,
+            **({"branched_from": place.branched_from()} if place.branched else {}),
         )
     plain = resolved.to_dict()
-    for error in manager.call_lifecycle(
-        "pamiqx_experiment_start", experiment=plain, run_dir=run_dir
-    ):
-        console.print(f"plugin hook failed: {error}", markup=False)
-    stop = StopRequest()
-    started = time.perf_counter()
     status = "failed"
     reason: str | None = None
+    started = time.perf_counter()
     realtime = exp.run.mode == "realtime" or (
         exp.run.mode == "auto" and components.envs[0].realtime
     )
+    announced = False
     try:
-        with display, stop_on_signals(stop):
+        for error in manager.call_lifecycle(
+            "pamiqx_experiment_start", experiment=plain, run_dir=run_dir
+        ):
+            console.print(f"plugin hook failed: {error}", markup=False)
+        announced = True
+        with stop_on_signals(stop), display:
+            guard.running_now()  # from here a signal is a stop request, answered by a checkpoint
             if realtime:
                 from pamiqx.runtime.realtime import run_realtime
 
@@ -397,12 +334,25 @@ def _drive(
     except Exception as error:
         reason = summarise(error)
         raise
+    except StartupInterrupted as interrupted:
+        status, reason = "interrupted", f"{interrupted.signal_name} during start-up"
+        raise
     finally:
-        log_event(run_dir, "end", step=run.step, status=status, reason=reason)
-        manager.call_lifecycle(
-            "pamiqx_experiment_end", experiment=plain, run_dir=run_dir, status=status
-        )
+        if guard.running or not place.created:  # else the run directory is removed
+            _log_end(run, status, reason, console)
+        if announced:
+            manager.call_lifecycle(
+                "pamiqx_experiment_end", experiment=plain, run_dir=run_dir, status=status
+            )
     for line in summary_lines(run, time.perf_counter() - started, status):
         console.print(line, markup=False, highlight=False)
     sys.stdout.flush()
     return 0 if not stop else EXIT_INTERRUPTED.get(stop.reason or "", 1)
+
+
+def _log_end(run: Run, status: str, reason: str | None, console: Console) -> None:
+    """Record the end event; a full disk must not hide the error that ended the run."""
+    try:
+        log_event(run.run_dir, "end", step=run.step, status=status, reason=reason)
+    except CheckpointError as error:
+        console.print(f"warning: {error}", markup=False)

@@ -3,8 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from pamiqx.runtime.session import Run
+
+SUMMARY_METRICS = ("coverage", "reward/intrinsic", "episode_return")
 MAX_SUMMARY_CURIOSITY = 8
+
+
+def summary_lines(run: Run, seconds: float, status: str) -> list[str]:
+    """Return the end-of-run summary: where the run is and how it went."""
+    done = run.step - run.started_at_step
+    lines = [
+        f"run {status}: {run.exp.name}",
+        f"  run directory: {run.run_dir}",
+        f"  steps: {run.step:,} / {run.exp.run.max_steps:,} "
+        f"({done:,} this session in {seconds:.1f} s, {done / max(seconds, 1e-9):,.0f} steps/s)",
+    ]
+    for key in SUMMARY_METRICS:
+        if key in run.last_metrics:
+            first = run.first_metrics.get(key, float("nan"))
+            lines.append(f"  {key}: {first:.4g} at start -> {run.last_metrics[key]:.4g} at end")
+    lines += summary_metric_lines(run.first_metrics, run.last_metrics)
+    if run.tracker.run_hash:
+        lines.append(
+            f"  aim run: {run.tracker.run_hash} (make aim, then open http://127.0.0.1:43800)"
+        )
+    return lines
 
 
 def summary_metric_lines(first: Mapping[str, float], last: Mapping[str, float]) -> list[str]:
