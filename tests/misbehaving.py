@@ -3,7 +3,9 @@
 ``install_misbehaving(root)`` writes it as an installed distribution
 (``pamiqx-misbehaving``) into a folder on ``sys.path``. Its environment
 ``faulty-world`` and curiosity ``faulty-curiosity`` behave until step
-``at_step`` and then commit the ``fault`` named in their options.
+``at_step`` and then commit the ``fault`` named in their options; the world's
+start-up faults (``raise-setup``, ``spec-raises``, ``sigterm-setup``,
+``sigterm-swallowed``, ``sigint-build``) strike while it is built or set up.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from pathlib import Path
 from tests.fake_dists import write_distribution
 
 MODULE = '''
+import os
+import signal
+import time
 from typing import Any
 
 import attrs
@@ -36,6 +41,11 @@ class WorldOptions:
     at_step: int = 0
 
 
+def _signal_and_wait(signum: int) -> None:
+    os.kill(os.getpid(), signum)
+    time.sleep(60)  # the run must not wait for this to end
+
+
 class FaultyWorld(Environment):
     def __init__(self, options: WorldOptions) -> None:
         self.options = options
@@ -43,7 +53,21 @@ class FaultyWorld(Environment):
 
     @property
     def observation_spec(self) -> ObservationSpec:
+        if self.options.fault == "spec-raises":
+            raise LookupError("the camera resolution is unknown")
         return ObservationSpec((16, 16, 3), "uint8", "image")
+
+    def setup(self) -> None:
+        fault = self.options.fault
+        if fault == "raise-setup":
+            raise ValueError("the calibration file is empty")
+        if fault == "sigterm-setup":
+            _signal_and_wait(signal.SIGTERM)
+        if fault == "sigterm-swallowed":
+            try:  # a plugin that catches Exception does not swallow the interruption
+                _signal_and_wait(signal.SIGTERM)
+            except Exception:
+                pass
 
     @property
     def action_spec(self) -> ActionSpec:
@@ -94,6 +118,8 @@ class FaultyWorldPlugin(EnvironmentPlugin):
     def build(self, options: Any, context: Any) -> Environment:
         if options.fault == "raise-build":
             raise KeyError("missing asset")
+        if options.fault == "sigint-build":
+            _signal_and_wait(signal.SIGINT)
         return FaultyWorld(options)
 
 

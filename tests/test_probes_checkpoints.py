@@ -26,7 +26,7 @@ from pamiqx.checkpoint import list_checkpoints, load_checkpoint, read_meta
 from pamiqx.cli import app
 from pamiqx.tracking import read_metrics
 from tests.runtime_helpers import tiny_maze
-from tests.startup_probe import events, flat, rewrite_meta, rewrite_state, runs, snapshot
+from tests.run_inspection import events, flat, rewrite_meta, rewrite_state, runs, snapshot
 
 CLI = Callable[..., tuple[int, str]]
 

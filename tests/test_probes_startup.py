@@ -20,8 +20,9 @@ import torch
 
 from pamiqx.api import ActionSpec, ObservationSpec
 from pamiqx.runtime.memory import check_rollout_memory, rollout_bytes
+from tests.misbehaving import install_misbehaving, probe_experiment
 from tests.runtime_helpers import tiny_maze
-from tests.startup_probe import flat, install_startup_probe, runs, snapshot, startup_experiment
+from tests.run_inspection import flat, runs, snapshot
 
 CLI = Callable[..., tuple[int, str]]
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,23 +36,23 @@ ROOT = Path(__file__).resolve().parents[1]
     [
         (
             "raise-setup",
-            ["'startup-world'", "setup()", "ValueError: the calibration file is empty"],
+            ["'faulty-world'", "setup()", "ValueError: the calibration file is empty"],
         ),
-        ("spec-raises", ["'startup-world'", "observation_spec", "LookupError: the camera"]),
+        ("spec-raises", ["'faulty-world'", "observation_spec", "LookupError: the camera"]),
     ],
 )
 def test_plugin_exception_during_start_up_leaves_no_run_directory(
     dist_root: Path, tmp_path: Path, cli: CLI, fault: str, fragments: list[str]
 ) -> None:
-    install_startup_probe(dist_root)
+    install_misbehaving(dist_root)
     logs = tmp_path / "logs"
     path = tmp_path / "startup.toml"
-    path.write_text(startup_experiment(logs, fault))
+    path.write_text(probe_experiment(logs, world_fault=fault, max_steps=64))
     code, out = cli("run", str(path))
     assert code == 2 and "Traceback" not in out, out
     for fragment in fragments:
         assert fragment in flat(out), (fragment, out)
-    assert runs(logs, "startup") == []
+    assert runs(logs, "probe") == []
 
 
 def test_host_failure_during_start_up_keeps_its_traceback_but_no_run_directory(
@@ -94,27 +95,27 @@ def _run_subprocess(path: Path, dist_root: Path, *args: str) -> tuple[int, str]:
 def test_signal_during_start_up_exits_cleanly_and_leaves_no_run_directory(
     dist_root: Path, tmp_path: Path, fault: str, code: int, name: str
 ) -> None:
-    install_startup_probe(dist_root)
+    install_misbehaving(dist_root)
     logs = tmp_path / "logs"
     path = tmp_path / "startup.toml"
-    path.write_text(startup_experiment(logs, fault))
+    path.write_text(probe_experiment(logs, world_fault=fault, max_steps=64))
     got, out = _run_subprocess(path, dist_root)
     assert got == code and "Traceback" not in out, out
     assert f"stopped by {name} during start-up, before the first step" in flat(out)
     assert "no run directory is left" in flat(out)
-    assert runs(logs, "startup") == []
+    assert runs(logs, "probe") == []
 
 
 @pytest.mark.timeout(300)
 def test_sigterm_while_resuming_leaves_the_run_unchanged(
     dist_root: Path, tmp_path: Path, cli: CLI
 ) -> None:
-    install_startup_probe(dist_root)
+    install_misbehaving(dist_root)
     logs = tmp_path / "logs"
     path = tmp_path / "startup.toml"
-    path.write_text(startup_experiment(logs))
+    path.write_text(probe_experiment(logs, max_steps=64))
     assert cli("run", str(path))[0] == 0
-    [run_dir] = runs(logs, "startup")
+    [run_dir] = runs(logs, "probe")
     before = snapshot(logs)
     got, out = _run_subprocess(
         path, dist_root, 'environment.fault="sigterm-setup"', "--resume", "latest"
