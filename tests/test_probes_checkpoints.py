@@ -25,8 +25,8 @@ from typer.testing import CliRunner
 from pamiqx.checkpoint import list_checkpoints, load_checkpoint, read_meta
 from pamiqx.cli import app
 from pamiqx.tracking import read_metrics
-from tests.runtime_helpers import tiny_maze
 from tests.run_inspection import events, flat, rewrite_meta, rewrite_state, runs, snapshot
+from tests.runtime_helpers import tiny_maze
 
 CLI = Callable[..., tuple[int, str]]
 

@@ -21,8 +21,8 @@ import torch
 from pamiqx.api import ActionSpec, ObservationSpec
 from pamiqx.runtime.memory import check_rollout_memory, rollout_bytes
 from tests.misbehaving import install_misbehaving, probe_experiment
-from tests.runtime_helpers import tiny_maze
 from tests.run_inspection import flat, runs, snapshot
+from tests.runtime_helpers import tiny_maze
 
 CLI = Callable[..., tuple[int, str]]
 ROOT = Path(__file__).resolve().parents[1]
