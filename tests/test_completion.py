@@ -265,6 +265,8 @@ def test_the_installed_command_completes_and_installs() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "policy.lr=0.0003" in result.stdout.splitlines()
-    script = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="pamiqx")
-    assert script.exit_code == 0
+    # No completion request may leak in from the environment: this is a plain command.
+    clean = dict.fromkeys(("_PAMIQX_COMPLETE", "_TYPER_COMPLETE_ARGS", "COMP_WORDS", "COMP_CWORD"))
+    script = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="pamiqx", env=clean)
+    assert script.exit_code == 0, (script.output, script.exception)
     assert "_PAMIQX_COMPLETE=complete_bash" in script.output

@@ -61,7 +61,11 @@ def record_metrics(experiment: str, steps: int, log_dir: Path) -> list[dict[str,
     return recorded
 
 
-@pytest.mark.parametrize("fixture", sorted(CASES))
+@pytest.mark.parametrize(
+    "fixture",
+    # The quickstart runs in `make test`; the three online mechanisms (a minute) in `make test-all`.
+    [f if f.startswith("quickstart") else pytest.param(f, marks=pytest.mark.slow) for f in CASES],
+)
 def test_lockstep_metrics_match_the_recording_made_before_the_restructuring(
     fixture: str, tmp_path: Path
 ) -> None:
