@@ -19,13 +19,15 @@ import numpy.typing as npt
 ROOT = Path(__file__).resolve().parents[1]
 DROP_EVERY_S = 30.0
 DROP_FOR_S = 2.0
+# One schedule for every camera the plugin opens: it reopens the device after an
+# outage, and a fresh camera must not start dark again (it would never recover).
+STARTED = time.monotonic()
 
 
 class DroppingCamera:
     """Frames that change with every read; none for ``DROP_FOR_S`` every ``DROP_EVERY_S``."""
 
     def __init__(self) -> None:
-        self.started = time.monotonic()
         self.reads = 0
 
     def setup(self) -> None:
@@ -34,7 +36,7 @@ class DroppingCamera:
     def read(self) -> npt.NDArray[np.uint8] | None:
         """Return the next frame, or None while the camera is out."""
         self.reads += 1
-        if (time.monotonic() - self.started) % DROP_EVERY_S < DROP_FOR_S:
+        if (time.monotonic() - STARTED) % DROP_EVERY_S >= DROP_EVERY_S - DROP_FOR_S:
             return None
         return np.full((72, 128, 3), (self.reads * 7) % 255, dtype=np.uint8)
 
