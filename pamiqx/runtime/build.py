@@ -17,7 +17,7 @@ from pamiqx.api.model import ModelPlugin
 from pamiqx.api.plugin import BuildContext
 from pamiqx.api.policy import PolicyNetwork
 from pamiqx.experiment import ResolvedExperiment, ResolvedPlugin
-from pamiqx.faults import PluginIdentity, blame
+from pamiqx.faults import PluginIdentity, blame, summarise
 from pamiqx.learner.ppo import PPOLearner
 from pamiqx.runtime.agent import PolicyAgent
 from pamiqx.runtime.collector import Collector
@@ -88,10 +88,9 @@ def _build_step(what: str, resolved: ResolvedPlugin, build: Any) -> Any:
     except PamiqxError:
         raise
     except Exception as error:
-        entry = resolved.entry
+        who = PluginIdentity.of(what, resolved.entry)
         raise PluginError(
-            f"{what} plugin '{entry.name}' ({entry.distribution} {entry.version}) failed to "
-            f"build: {type(error).__name__}: {error}"
+            f"{what} plugin {who.label} failed to build: {summarise(error)}"
         ) from error
 
 
@@ -177,8 +176,8 @@ def build_components(
         )
         if not isinstance(built, torch.nn.Module):
             raise PluginError(
-                f"[models.{role}] plugin '{model.entry.name}' ({model.entry.distribution} "
-                f"{model.entry.version}) built a {type(built).__name__}, not a torch.nn.Module."
+                f"[models.{role}] plugin {PluginIdentity.of(role, model.entry).label} built a "
+                f"{type(built).__name__}, not a torch.nn.Module."
             )
         models[role] = built.to(device)
     curiosity_plugin = _instantiate(resolved.curiosity, CuriosityPlugin)

@@ -195,18 +195,16 @@ def write_experiment_file(place: Place, resolved: ResolvedExperiment) -> None:
 
 def set_up(env: Environment, resolved: ResolvedExperiment) -> None:
     """Set an environment up, naming the plugin when a device or connection is missing."""
+    who = PluginIdentity.of("environment", resolved.environment.entry)
     try:
         env.setup()
     except PamiqxError:
         raise
     except (OSError, RuntimeError, ConnectionError, TimeoutError) as error:
-        entry = resolved.environment.entry
         raise EnvironmentUnavailableError(
-            f"environment '{entry.name}' ({entry.distribution} {entry.version}) could not start: "
-            f"{type(error).__name__}: {error}"
+            f"environment {who.label} could not start: {summarise(error)}"
         ) from error
     except Exception as error:
-        who = PluginIdentity.of("environment", resolved.environment.entry)
         raise who.fault("setup()", summarise(error)) from error
 
 
