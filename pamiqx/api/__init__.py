@@ -9,8 +9,9 @@ lists a plugin whose range excludes it as a load failure instead of importing it
 What is here:
 
 * hooks: :data:`hookimpl` and the hook specifications (:mod:`pamiqx.api.hooks`);
-* plugin classes: :class:`Plugin`, :class:`EnvironmentPlugin`, :class:`ModelPlugin`,
-  :class:`CuriosityPlugin`, and what they build, :class:`Environment` and
+* plugin classes: :class:`Plugin`, :class:`EnvironmentPlugin`,
+  :class:`RepresentationPlugin`, :class:`ModelPlugin`, :class:`CuriosityPlugin`,
+  and what they build, :class:`Environment`, :class:`Representation` and
   :class:`Curiosity`;
 * what a run exchanges with them: :class:`BuildContext`, :class:`ObservationSpec`,
   :class:`ActionSpec`, :class:`EnvStep`, :class:`Transitions`;
@@ -47,6 +48,7 @@ from pamiqx.api.environment import (
 from pamiqx.api.errors import EnvironmentUnavailableError, PamiqxError, PluginError
 from pamiqx.api.hooks import hookimpl
 from pamiqx.api.model import ModelPlugin
+from pamiqx.api.representation import Representation, RepresentationPlugin
 from pamiqx.api.plugin import (
     PLUGIN_KINDS,
     ActionSpec,
@@ -138,6 +140,8 @@ __all__ = [
     "PluginKind",
     "PolicyNetwork",
     "PolicyStep",
+    "Representation",
+    "RepresentationPlugin",
     "RunningMeanStd",
     "Transitions",
     "ValueHeads",

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from pamiqx.api.curiosity import CuriosityPlugin
     from pamiqx.api.environment import EnvironmentPlugin
     from pamiqx.api.model import ModelPlugin
+    from pamiqx.api.representation import RepresentationPlugin
 
 PROJECT_NAME = "pamiqx"
 ENTRY_POINT_GROUP = "pamiqx"
@@ -41,6 +42,12 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 @hookspec
 def pamiqx_register_environments() -> list[type[EnvironmentPlugin]]:
     """Return the environment plugin classes this distribution provides."""
+    raise AssertionError("hook specification, never called")
+
+
+@hookspec
+def pamiqx_register_representations() -> list[type[RepresentationPlugin]]:
+    """Return the representation plugin classes this distribution provides."""
     raise AssertionError("hook specification, never called")
 
 

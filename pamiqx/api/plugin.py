@@ -11,8 +11,8 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
-PluginKind = Literal["environment", "model", "curiosity"]
-PLUGIN_KINDS: tuple[PluginKind, ...] = ("environment", "model", "curiosity")
+PluginKind = Literal["environment", "representation", "model", "curiosity"]
+PLUGIN_KINDS: tuple[PluginKind, ...] = ("environment", "representation", "model", "curiosity")
 
 
 @attrs.frozen
@@ -42,17 +42,18 @@ class Plugin:
 
 @attrs.frozen
 class ObservationSpec:
-    """Shape and type of what an environment observes.
+    """Shape and type of what an environment observes, or of a representation's latent.
 
     Attributes:
-        shape: ``(H, W, C)`` for images, ``(D,)`` for vectors.
-        dtype: ``"uint8"`` for images, ``"float32"`` for vectors.
-        kind: ``"image"`` or ``"vector"``.
+        shape: ``(H, W, C)`` for images, ``(D,)`` for vectors, ``(N, D)`` for tokens.
+        dtype: ``"uint8"`` for images, ``"float32"`` for vectors and tokens.
+        kind: ``"image"``, ``"vector"``, or ``"tokens"`` (``N`` latent tokens of
+            width ``D``, e.g. the ``(16, 128)`` output of the ``jepa`` representation).
     """
 
     shape: tuple[int, ...]
     dtype: Literal["uint8", "float32"]
-    kind: Literal["image", "vector"]
+    kind: Literal["image", "vector", "tokens"]
 
 
 @attrs.frozen

@@ -42,6 +42,7 @@ from pamiqx.suggest import did_you_mean
 HOST_DISTRIBUTION = "pamiqx"
 _REGISTRATION_HOOKS: dict[PluginKind, str] = {
     "environment": "pamiqx_register_environments",
+    "representation": "pamiqx_register_representations",
     "model": "pamiqx_register_models",
     "curiosity": "pamiqx_register_curiosities",
 }
