@@ -1,0 +1,1 @@
+"""An online I-JEPA image encoder as a pamiqx representation plugin."""

@@ -1,0 +1,1 @@
+"""Registration of the ``jepa`` representation (filled in by the plugin's implementation)."""
