@@ -153,8 +153,32 @@ def check_rewards(
     return checked
 
 
+def check_latents(
+    who: PluginIdentity, spec: ObservationSpec, latents: Any, batch: int
+) -> torch.Tensor:
+    """Check what a representation's ``encode()`` returned against its declared spec.
+
+    Raises:
+        PluginFault: Not a tensor, the wrong shape or dtype, or non-finite values.
+    """
+    shape = (batch, *spec.shape)
+    expected = f"its spec declares {spec.dtype} {tuple(spec.shape)} per observation"
+    if not isinstance(latents, torch.Tensor):
+        raise who.fault("encode()", f"returned a {type(latents).__name__}; {expected}")
+    if tuple(latents.shape) != shape or latents.dtype != getattr(torch, spec.dtype):
+        raise who.fault(
+            "encode()",
+            f"returned {str(latents.dtype).removeprefix('torch.')} {tuple(latents.shape)} for "
+            f"{batch} observations; {expected}",
+        )
+    if latents.is_floating_point() and not bool(torch.isfinite(latents).all()):
+        bad = int((~torch.isfinite(latents)).sum())
+        raise who.fault("encode()", f"returned {bad} of {latents.numel()} values as nan or inf")
+    return latents
+
+
 def check_metrics(who: PluginIdentity, method: str, metrics: Any) -> dict[str, float]:
-    """Check the metrics a curiosity's ``update()`` returned: names to finite numbers."""
+    """Check the metrics a plugin's ``update()`` returned: names to finite numbers."""
     if not isinstance(metrics, dict):
         raise who.fault(method, f"returned a {type(metrics).__name__}; expected a dict of metrics")
     checked: dict[str, float] = {}

@@ -19,7 +19,7 @@ What is here:
   heads (:class:`ActionDistribution`, :class:`DiscreteHead`,
   :class:`MultiDiscreteHead`, :class:`ValueHeads`);
 * shared building blocks: :func:`conv_trunk`, :class:`ConvEncoder`,
-  :class:`MLPEncoder`, :func:`orthogonal_init`, :func:`one_hot_actions`,
+  :class:`MLPEncoder`, :class:`TokenEncoder`, :func:`orthogonal_init`, :func:`one_hot_actions`,
   :class:`RunningMeanStd`, :class:`ObservationNormalizer`, the locomotion action
   layout;
 * errors a plugin raises for problems its user can fix
@@ -48,7 +48,6 @@ from pamiqx.api.environment import (
 from pamiqx.api.errors import EnvironmentUnavailableError, PamiqxError, PluginError
 from pamiqx.api.hooks import hookimpl
 from pamiqx.api.model import ModelPlugin
-from pamiqx.api.representation import Representation, RepresentationPlugin
 from pamiqx.api.plugin import (
     PLUGIN_KINDS,
     ActionSpec,
@@ -58,11 +57,13 @@ from pamiqx.api.plugin import (
     Plugin,
     PluginKind,
 )
+from pamiqx.api.representation import Representation, RepresentationPlugin
 
 if TYPE_CHECKING:
     from pamiqx.api.layers import (
         ConvEncoder,
         MLPEncoder,
+        TokenEncoder,
         conv_trunk,
         image_batch,
         one_hot_actions,
@@ -86,6 +87,7 @@ API_VERSION = "0.2"
 _LAZY: dict[str, str] = {
     "ConvEncoder": "pamiqx.api.layers",
     "MLPEncoder": "pamiqx.api.layers",
+    "TokenEncoder": "pamiqx.api.layers",
     "conv_trunk": "pamiqx.api.layers",
     "image_batch": "pamiqx.api.layers",
     "one_hot_actions": "pamiqx.api.layers",
@@ -143,6 +145,7 @@ __all__ = [
     "Representation",
     "RepresentationPlugin",
     "RunningMeanStd",
+    "TokenEncoder",
     "Transitions",
     "ValueHeads",
     "conv_trunk",

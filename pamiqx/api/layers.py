@@ -199,6 +199,57 @@ class MLPEncoder(nn.Module):
         return features
 
 
+class TokenEncoder(nn.Module):
+    """Encoder for token latents ``(N, D)``, e.g. the ``(16, 128)`` output of ``jepa``.
+
+    Each token is projected to ``token_dim`` by one shared linear layer (its
+    place in the sequence is kept by the flattening that follows), then an MLP
+    maps the ``N * token_dim`` flattened tokens to the feature vector.
+
+    Attributes:
+        feature_dim: Size of the output feature vector.
+    """
+
+    def __init__(
+        self,
+        token_shape: tuple[int, int],
+        feature_dim: int = 256,
+        token_dim: int = 32,
+        hidden: tuple[int, ...] = (256,),
+    ) -> None:
+        """Build the encoder.
+
+        Args:
+            token_shape: ``(N, D)``: number of tokens and their width.
+            feature_dim: Size of the output feature vector.
+            token_dim: Width of each token after the shared projection.
+            hidden: Widths of the MLP's hidden layers.
+
+        Raises:
+            ValueError: If a size is not positive.
+        """
+        super().__init__()
+        count, width = token_shape
+        if min(count, width, feature_dim, token_dim, *hidden) < 1:
+            raise ValueError(
+                "token shape, feature_dim, token_dim and hidden widths must be positive"
+            )
+        self.feature_dim = feature_dim
+        self.project = nn.Linear(width, token_dim)
+        layers: list[nn.Module] = [nn.Flatten(), nn.ReLU()]
+        prev = count * token_dim
+        for size in (*hidden, feature_dim):
+            layers += [nn.Linear(prev, size), nn.ReLU()]
+            prev = size
+        self.net = nn.Sequential(*layers)
+        self.apply(lambda m: orthogonal_init(m, math.sqrt(2.0)))
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """Encode ``(B, N, D)`` tokens to ``(B, feature_dim)`` features."""
+        features: Tensor = self.net(self.project(tokens.float()))
+        return features
+
+
 def one_hot_width(nvec: tuple[int, ...]) -> int:
     """Return the width of :func:`one_hot_actions`'s encoding: the sum of ``nvec``."""
     return int(sum(nvec))

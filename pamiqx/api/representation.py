@@ -65,7 +65,7 @@ class Representation(abc.ABC):
             Latents of ``spec.shape`` and ``spec.dtype``, on the same device.
         """
 
-    def observe(self, observations: torch.Tensor) -> None:
+    def observe(self, observations: torch.Tensor) -> None:  # noqa: B027 - optional hook
         """Offer new raw observations ``(B, *raw_shape)`` (CPU) to the stage's own buffer.
 
         Called once per new observation, right after :meth:`encode`, in the acting

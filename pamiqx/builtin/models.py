@@ -1,4 +1,4 @@
-"""Built-in model plugins: image and vector encoders, and the actor-critic policy.
+"""Built-in model plugins: image, vector and token encoders, and the actor-critic policy.
 
 Option classes and plugin classes live here without importing torch; the
 networks (:mod:`pamiqx.api.layers`, :mod:`pamiqx.models.actor_critic`) are imported when a
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     import torch
 
 _positive = attrs.validators.gt(0)
+# The encoder built for each kind of observation the representation stage hands on.
+ENCODER_FOR = {"image": "conv-encoder", "vector": "mlp-encoder", "tokens": "token-encoder"}
 
 
 @attrs.frozen
@@ -54,9 +56,9 @@ class ConvEncoderPlugin(ModelPlugin):
 
         if observation_spec.kind != "image":
             raise PluginError(
-                "conv-encoder: the environment observes vectors of shape "
-                f"{observation_spec.shape}; "
-                'use [models.encoder] plugin = "mlp-encoder".'
+                f"conv-encoder: the policy observes {observation_spec.kind} of shape "
+                f"{observation_spec.shape}; use [models.encoder] plugin = "
+                f'"{ENCODER_FOR[observation_spec.kind]}".'
             )
         h, w, c = observation_spec.shape
         return ConvEncoder((h, w, c), options.feature_dim, options.channels)
@@ -96,12 +98,57 @@ class MLPEncoderPlugin(ModelPlugin):
 
         if observation_spec.kind != "vector":
             raise PluginError(
-                f"mlp-encoder: the environment observes images of shape {observation_spec.shape}; "
-                'use [models.encoder] plugin = "conv-encoder".'
+                f"mlp-encoder: the policy observes {observation_spec.kind} of shape "
+                f"{observation_spec.shape}; use [models.encoder] plugin = "
+                f'"{ENCODER_FOR[observation_spec.kind]}".'
             )
         return MLPEncoder(
             observation_spec.shape[0], options.feature_dim, options.hidden, options.activation
         )
+
+
+@attrs.frozen
+class TokenEncoderOptions:
+    """Options of ``token-encoder``.
+
+    Attributes:
+        feature_dim: Size of the feature vector.
+        token_dim: Width of each token after the shared projection.
+        hidden: Widths of the MLP's hidden layers.
+    """
+
+    feature_dim: int = attrs.field(default=256, validator=_positive)
+    token_dim: int = attrs.field(default=32, validator=_positive)
+    hidden: tuple[int, ...] = attrs.field(
+        default=(256,), validator=attrs.validators.deep_iterable(_positive)
+    )
+
+
+class TokenEncoderPlugin(ModelPlugin):
+    """Encoder for token latents (N, D), e.g. the jepa representation's (16, 128)."""
+
+    name = "token-encoder"
+    Options = TokenEncoderOptions
+
+    def build(
+        self,
+        options: TokenEncoderOptions,
+        context: BuildContext,
+        observation_spec: ObservationSpec,
+        action_spec: ActionSpec,
+        built: Mapping[str, torch.nn.Module],
+    ) -> torch.nn.Module:
+        """Build the encoder for ``(N, D)`` tokens."""
+        from pamiqx.api.layers import TokenEncoder
+
+        if observation_spec.kind != "tokens":
+            raise PluginError(
+                f"token-encoder: the policy observes {observation_spec.kind} of shape "
+                f"{observation_spec.shape}; use [models.encoder] plugin = "
+                f'"{ENCODER_FOR[observation_spec.kind]}".'
+            )
+        count, width = observation_spec.shape
+        return TokenEncoder((count, width), options.feature_dim, options.token_dim, options.hidden)
 
 
 @attrs.frozen
@@ -147,4 +194,4 @@ class ActorCriticPlugin(ModelPlugin):
 @hookimpl
 def pamiqx_register_models() -> list[type[ModelPlugin]]:
     """Return the built-in models."""
-    return [ConvEncoderPlugin, MLPEncoderPlugin, ActorCriticPlugin]
+    return [ConvEncoderPlugin, MLPEncoderPlugin, TokenEncoderPlugin, ActorCriticPlugin]

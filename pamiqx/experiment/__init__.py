@@ -5,6 +5,7 @@ from pamiqx.experiment.raw import apply_overrides, load_raw, merge_tables, parse
 from pamiqx.experiment.schema import (
     DEFAULT_CURIOSITY,
     DEFAULT_MODELS,
+    DEFAULT_REPRESENTATION,
     Experiment,
     PluginTable,
     ResolvedExperiment,
@@ -16,6 +17,7 @@ from pamiqx.experiment.schema import (
 __all__ = [
     "DEFAULT_CURIOSITY",
     "DEFAULT_MODELS",
+    "DEFAULT_REPRESENTATION",
     "Experiment",
     "PluginTable",
     "ResolvedExperiment",

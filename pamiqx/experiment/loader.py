@@ -26,6 +26,7 @@ from pamiqx.experiment.raw import apply_overrides, load_raw
 from pamiqx.experiment.schema import (
     DEFAULT_CURIOSITY,
     DEFAULT_MODELS,
+    DEFAULT_REPRESENTATION,
     Experiment,
     PluginTable,
     ResolvedExperiment,
@@ -52,6 +53,7 @@ _TOP_KEYS = (
     "description",
     "run",
     "environment",
+    "representation",
     "models",
     "curiosity",
     "policy",
@@ -110,6 +112,9 @@ def resolve(
     if "environment" not in data:
         raise st.error("environment", 'missing required table [environment] with plugin = "...".')
     environment_table = _plugin_table(st, data["environment"], "environment", default=None)
+    representation_table = _plugin_table(
+        st, data.get("representation", {}), "representation", default=DEFAULT_REPRESENTATION
+    )
     curiosity_table = _plugin_table(
         st, data.get("curiosity", {}), "curiosity", default=DEFAULT_CURIOSITY
     )
@@ -132,12 +137,16 @@ def resolve(
         policy=host["policy"],
         tracking=host["tracking"],
         environment=environment_table,
+        representation=representation_table,
         models=model_tables,
         curiosity=curiosity_table,
     )
     return ResolvedExperiment(
         experiment=experiment,
         environment=_resolve_plugin(st, manager, "environment", environment_table, "environment"),
+        representation=_resolve_plugin(
+            st, manager, "representation", representation_table, "representation"
+        ),
         models={
             role: _resolve_plugin(st, manager, "model", table, f"models.{role}")
             for role, table in model_tables.items()

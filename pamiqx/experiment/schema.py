@@ -104,6 +104,7 @@ class PluginTable:
 
 DEFAULT_MODELS: dict[str, str] = {"encoder": "conv-encoder", "policy": "actor-critic"}
 DEFAULT_CURIOSITY = "none"
+DEFAULT_REPRESENTATION = "pixels"
 
 
 @attrs.frozen
@@ -117,6 +118,7 @@ class Experiment:
     policy: PPOOptions
     tracking: TrackingConfig
     environment: PluginTable
+    representation: PluginTable
     models: dict[str, PluginTable]
     curiosity: PluginTable
 
@@ -135,6 +137,7 @@ class ResolvedExperiment:
 
     experiment: Experiment
     environment: ResolvedPlugin
+    representation: ResolvedPlugin
     models: dict[str, ResolvedPlugin]
     curiosity: ResolvedPlugin
     source: Path | None = None
@@ -152,6 +155,7 @@ class ResolvedExperiment:
             "description": exp.description,
             "run": unstructure(exp.run),
             "environment": table(self.environment, exp.environment.plugin),
+            "representation": table(self.representation, exp.representation.plugin),
             "models": {k: table(v, exp.models[k].plugin) for k, v in self.models.items()},
             "curiosity": table(self.curiosity, exp.curiosity.plugin),
             "policy": unstructure(exp.policy),
@@ -161,7 +165,12 @@ class ResolvedExperiment:
     def to_toml(self) -> str:
         """Return the resolved experiment as TOML, headed by the plugins' versions."""
         header = ["# Resolved by pamiqx; `pamiqx run` on this file repeats the experiment."]
-        for role, resolved in [("environment", self.environment), ("curiosity", self.curiosity)]:
+        roles = [
+            ("environment", self.environment),
+            ("representation", self.representation),
+            ("curiosity", self.curiosity),
+        ]
+        for role, resolved in roles:
             header.append(_provenance_line(role, resolved))
         for key, resolved in self.models.items():
             header.append(_provenance_line(f"models.{key}", resolved))

@@ -116,14 +116,15 @@ class PolicyAgent:
     @torch.inference_mode()
     def act(
         self,
-        observations: npt.NDArray[Any],
+        observations: torch.Tensor,
         episode_starts: npt.NDArray[np.bool_],
         score: bool = False,
     ) -> AgentStep:
         """Sample actions for the current observations.
 
         Args:
-            observations: ``(E, ...)`` current observations.
+            observations: ``(E, ...)`` current observations (the representation's
+                latents), on the CPU.
             episode_starts: ``(E,)`` which of them start a new episode.
             score: Ask the online curiosity for the reward of the transition that
                 produced these observations.
@@ -131,7 +132,7 @@ class PolicyAgent:
         Returns:
             The step record for the rollout (actions included).
         """
-        obs_cpu = torch.from_numpy(np.ascontiguousarray(observations))
+        obs_cpu = observations
         starts_cpu = torch.from_numpy(np.asarray(episode_starts, dtype=np.bool_))
         obs = obs_cpu.to(self.device)
         starts = starts_cpu.to(self.device)
@@ -158,21 +159,21 @@ class PolicyAgent:
     @torch.inference_mode()
     def bootstrap(
         self,
-        observations: npt.NDArray[Any],
+        observations: torch.Tensor,
         episode_starts: npt.NDArray[np.bool_],
         score: bool = False,
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         """Value of the observations after a rollout, without advancing the agent.
 
         Args:
-            observations: ``(E, ...)`` the observations after the rollout's last step.
+            observations: ``(E, ...)`` the observations (latents) after the rollout's last step.
             episode_starts: ``(E,)`` which of them start a new episode.
             score: Ask the online curiosity for the reward of the rollout's last transition.
 
         Returns:
             Values per stream ``(E,)`` and the online reward of the last step (or None).
         """
-        obs = torch.from_numpy(np.ascontiguousarray(observations)).to(self.device)
+        obs = observations.to(self.device)
         starts = torch.from_numpy(np.asarray(episode_starts, dtype=np.bool_)).to(self.device)
         with autocast_context(self.device, self.precision), blame(self.policy_who, "forward()"):
             out = self.policy(obs, self.hidden, reset=starts)

@@ -14,8 +14,9 @@ from pamiqx.api.curiosity import Curiosity, CuriosityPlugin
 from pamiqx.api.environment import Environment, EnvironmentPlugin
 from pamiqx.api.errors import EnvironmentUnavailableError, PamiqxError, PluginError
 from pamiqx.api.model import ModelPlugin
-from pamiqx.api.plugin import BuildContext
+from pamiqx.api.plugin import ActionSpec, BuildContext, ObservationSpec
 from pamiqx.api.policy import PolicyNetwork
+from pamiqx.api.representation import RepresentationPlugin
 from pamiqx.experiment import ResolvedExperiment, ResolvedPlugin
 from pamiqx.faults import PluginIdentity, blame, summarise
 from pamiqx.learner.ppo import PPOLearner
@@ -23,6 +24,7 @@ from pamiqx.runtime.agent import PolicyAgent
 from pamiqx.runtime.collector import Collector
 from pamiqx.runtime.memory import check_rollout_memory
 from pamiqx.runtime.rollout import Rollout
+from pamiqx.runtime.stage import Stage
 from pamiqx.runtime.worlds import Worlds
 
 
@@ -53,11 +55,15 @@ class Components:
     """Everything a run loop needs, built and on the device.
 
     Attributes:
-        who: Each role's plugin (``environment``, ``curiosity``, ``models.<role>``,
-            and ``policy``: whoever owns the acting network), for fault messages.
+        stage: The representation: what the worlds observe becomes what the policy,
+            the curiosity and the rollout see.
+        who: Each role's plugin (``environment``, ``representation``, ``curiosity``,
+            ``models.<role>``, and ``policy``: whoever owns the acting network), for
+            fault messages.
     """
 
     worlds: Worlds
+    stage: Stage
     models: dict[str, torch.nn.Module]
     policy: PolicyNetwork
     curiosity: Curiosity
@@ -163,7 +169,10 @@ def build_components(
     )
     who = identities(resolved)
     with blame(who["environment"], "observation_spec/action_spec"):
-        obs_spec, action_spec = envs[0].observation_spec, envs[0].action_spec
+        raw_spec, action_spec = envs[0].observation_spec, envs[0].action_spec
+    stage = build_stage(resolved, context, raw_spec, device, who["representation"])
+    # Models, curiosity and rollout are built for the representation's latents.
+    obs_spec = stage.spec
     models: dict[str, torch.nn.Module] = {}
     for role, model in resolved.models.items():
         plugin = _instantiate(model, ModelPlugin)
@@ -212,7 +221,12 @@ def build_components(
         policy.internal_action_dim,
     )
     agent = PolicyAgent(policy, curiosity, len(envs), device, exp.run.precision, who)
-    collector = Collector(agent, lambda: new_rollout(resolved, envs, policy), device)
+    collector = Collector(
+        agent,
+        lambda: new_rollout(resolved, len(envs), obs_spec, action_spec, policy),
+        device,
+        stage,
+    )
     learner = PPOLearner(
         policy,
         exp.policy,
@@ -222,13 +236,34 @@ def build_components(
         who=who["policy"],
     )
     worlds = Worlds(envs, who["environment"])
-    return Components(worlds, models, policy, curiosity, collector, learner, device, who)
+    return Components(worlds, stage, models, policy, curiosity, collector, learner, device, who)
+
+
+def build_stage(
+    resolved: ResolvedExperiment,
+    context: BuildContext,
+    raw_spec: ObservationSpec,
+    device: torch.device,
+    who: PluginIdentity,
+) -> Stage:
+    """Build the experiment's representation for the worlds' raw observations, on ``device``."""
+    plugin = _instantiate(resolved.representation, RepresentationPlugin)
+    representation = _build_step(
+        "representation",
+        resolved.representation,
+        lambda: plugin.build(resolved.representation.options, context, raw_spec),
+    )
+    stage = Stage(representation, device, who)
+    for module in stage.modules().values():
+        module.to(device)
+    return stage
 
 
 def identities(resolved: ResolvedExperiment) -> dict[str, PluginIdentity]:
     """Return each role's plugin; ``policy`` is ``[models.policy]`` until a curiosity owns it."""
     who = {
         "environment": PluginIdentity.of("environment", resolved.environment.entry),
+        "representation": PluginIdentity.of("representation", resolved.representation.entry),
         "curiosity": PluginIdentity.of("curiosity", resolved.curiosity.entry),
     }
     for role, model in resolved.models.items():
@@ -238,14 +273,18 @@ def identities(resolved: ResolvedExperiment) -> dict[str, PluginIdentity]:
 
 
 def new_rollout(
-    resolved: ResolvedExperiment, envs: list[Environment], policy: PolicyNetwork
+    resolved: ResolvedExperiment,
+    num_envs: int,
+    observation_spec: ObservationSpec,
+    action_spec: ActionSpec,
+    policy: PolicyNetwork,
 ) -> Rollout:
-    """Allocate the rollout storage sized for the experiment, the worlds and the policy."""
+    """Allocate the rollout storage for the experiment, the worlds' latents and the policy."""
     return Rollout(
         resolved.experiment.policy.rollout_steps,
-        len(envs),
-        envs[0].observation_spec,
-        envs[0].action_spec,
+        num_envs,
+        observation_spec,
+        action_spec,
         policy.hidden_dim,
         policy.internal_action_dim,
     )

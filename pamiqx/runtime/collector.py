@@ -6,6 +6,13 @@ online-reward bookkeeping lives here and nowhere else: an online curiosity
 scores the transition that produced an observation when the agent next acts on
 it, and the rollout's last transition is scored at bootstrap time, so the next
 :meth:`Collector.act` on those same observations must not score it again.
+
+Observations are encoded here too, once each: the run's representation
+(:class:`pamiqx.runtime.stage.Stage`) turns what a world observes into the latents
+the agent, the curiosity and the rollout hold. :meth:`Collector.complete` encodes
+``o_{t+1}``, and the :meth:`Collector.act` that follows on the same observations
+reuses those latents (also across a checkpoint, since the representation may have
+trained in between).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import torch
 from pamiqx.learner.batch import RolloutBatch
 from pamiqx.runtime.agent import PolicyAgent
 from pamiqx.runtime.rollout import Rollout
+from pamiqx.runtime.stage import Stage
 
 
 class Collector:
@@ -36,18 +44,23 @@ class Collector:
         agent: PolicyAgent,
         make_rollout: Callable[[], Rollout],
         device: torch.device,
+        stage: Stage | None = None,
     ) -> None:
         """Create a collector with an empty rollout.
 
         Args:
             agent: Acts for every world and keeps the recurrent state.
-            make_rollout: Allocates an empty rollout.
+            make_rollout: Allocates an empty rollout (sized for the stage's latents).
             device: Where finished rollouts are handed over (the training device).
+            stage: The run's representation; None keeps observations as they are.
         """
         self.agent = agent
         self.make_rollout = make_rollout
         self.device = device
+        self.stage = stage
         self.rollout = make_rollout()
+        # The observations the next act() is expected on, and their latents.
+        self._current: tuple[npt.NDArray[Any], torch.Tensor] | None = None
         self.online = agent.curiosity.style == "online"
         # True when the current observations' transition was already scored (at bootstrap).
         self._scored_current = False
@@ -66,8 +79,10 @@ class Collector:
         Returns:
             ``(E,)`` or ``(E, K)`` actions for the worlds.
         """
+        latents = self._reuse_or_encode(observations)
+        self._current = None
         step = self.agent.act(
-            observations, episode_starts, score=self.online and not self._scored_current
+            latents, episode_starts, score=self.online and not self._scored_current
         )
         if step.online_reward is not None and self.rollout.size > 0:
             self.rollout.set_online_reward(self.rollout.size - 1, step.online_reward)
@@ -93,19 +108,32 @@ class Collector:
         Returns:
             The full rollout on the training device, or None while it fills.
         """
-        self.rollout.complete_step(
-            rewards, episode_starts.copy(), torch.from_numpy(np.ascontiguousarray(observations))
-        )
+        latents = self._encode(observations)
+        if self.stage is not None:
+            self._current = (np.array(observations, copy=True), latents)
+        self.rollout.complete_step(rewards, episode_starts.copy(), latents)
         self._pending = False
         if not self.rollout.full:
             return None
-        return self._hand_over(observations, episode_starts)
+        return self._hand_over(latents, episode_starts)
+
+    def _encode(self, observations: npt.NDArray[Any]) -> torch.Tensor:
+        if self.stage is None:
+            return torch.from_numpy(np.ascontiguousarray(observations))
+        return self.stage.encode(observations)
+
+    def _reuse_or_encode(self, observations: npt.NDArray[Any]) -> torch.Tensor:
+        # complete() encoded these observations already (a real-time world observes
+        # anew after a resume, so the cached ones are compared, not trusted).
+        if self._current is not None and np.array_equal(self._current[0], observations):
+            return self._current[1]
+        return self._encode(observations)
 
     def _hand_over(
-        self, observations: npt.NDArray[Any], episode_starts: npt.NDArray[np.bool_]
+        self, latents: torch.Tensor, episode_starts: npt.NDArray[np.bool_]
     ) -> RolloutBatch:
         score = self.online and not self._scored_current
-        last_values, last_reward = self.agent.bootstrap(observations, episode_starts, score)
+        last_values, last_reward = self.agent.bootstrap(latents, episode_starts, score)
         if last_reward is not None:
             self.rollout.set_online_reward(self.rollout.size - 1, last_reward)
         # Offered once, whatever the answer: a stateful mechanism must not see o_T twice.
@@ -115,11 +143,15 @@ class Collector:
         return batch
 
     def state_dict(self) -> dict[str, Any]:
-        """Return the agent's state, the partial rollout and the scoring flag."""
+        """Return the agent's state, the partial rollout, the scoring flag and current latents."""
+        current = None
+        if self._current is not None:
+            current = {"observations": self._current[0].copy(), "latents": self._current[1].clone()}
         return {
             "agent": self.agent.state_dict(),
             "rollout": self.rollout.state_dict(),
             "scored_current": self._scored_current,
+            "current": current,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -127,4 +159,8 @@ class Collector:
         self.agent.load_state_dict(state["agent"])
         self.rollout.load_state_dict(state["rollout"])
         self._scored_current = bool(state["scored_current"])
+        current = state.get("current")
+        self._current = None
+        if current is not None:
+            self._current = (np.asarray(current["observations"]), current["latents"])
         self._pending = False

@@ -59,7 +59,7 @@ class LockstepLoop:
             self.on_step(self.step)
             if batch is not None:
                 collect_s = time.perf_counter() - phase_start
-                metrics = train_phase(batch, c.curiosity, c.learner, c.who["curiosity"])
+                metrics = train_phase(batch, c.curiosity, c.learner, c.who["curiosity"], c.stage)
                 elapsed = time.perf_counter() - phase_start
                 metrics.update(
                     {

@@ -219,7 +219,11 @@ class PPOTrainer(Trainer):
             step, batch = data[-1]
             started = wall.perf_counter()
             metrics = train_phase(
-                batch.to(self.c.device), self.c.curiosity, self.c.learner, self.c.who["curiosity"]
+                batch.to(self.c.device),
+                self.c.curiosity,
+                self.c.learner,
+                self.c.who["curiosity"],
+                self.c.stage,
             )
             with self.lock:
                 self.inference_policy.load_state_dict(self.c.policy.state_dict())
@@ -293,7 +297,9 @@ def run_realtime(
         components.collector.agent.precision,
     )
     # Full rollouts go to the training thread on the CPU, one transfer per rollout.
-    collector = Collector(acting, components.collector.make_rollout, torch.device("cpu"))
+    collector = Collector(
+        acting, components.collector.make_rollout, torch.device("cpu"), components.stage
+    )
     collector.load_state_dict(components.collector.state_dict())
     components.collector = collector
     failure = Failure()

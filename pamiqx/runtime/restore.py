@@ -26,6 +26,7 @@ from pamiqx.runtime.build import Components
 # The top level of a run's checkpoint state (``Run.state_dict``) and each part's type.
 STATE_LAYOUT: dict[str, type] = {
     "step": int,
+    "representation": object,  # the plugin's own; absent before 0.2.1 (pixels only)
     "models": dict,
     "curiosity": object,  # the plugin's own
     "learner": dict,
@@ -69,6 +70,8 @@ def check_layout(state: Mapping[str, Any], path: Path) -> None:
     problems = []
     for key, kind in STATE_LAYOUT.items():
         value = state.get(key)
+        if key == "representation" and key not in state:
+            continue
         if key not in state:
             problems.append(f"'{key}' is missing")
         elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
@@ -192,6 +195,8 @@ def restore(c: Components, state: Mapping[str, Any], path: Path) -> None:
             f"{path}: the checkpoint does not fit this experiment: {shown}. Was the experiment "
             "file changed?"
         )
+    with _loading("representation", path):
+        c.stage.load_state_dict(state.get("representation", {}))
     for role, module in c.models.items():
         with _loading(f"models.{role}", path):
             module.load_state_dict(state["models"][role])

@@ -75,6 +75,7 @@ class Run:
             curiosity = self.c.curiosity.state_dict()
         return {
             "step": self.step,
+            "representation": self.c.stage.state_dict(),
             "models": {role: m.state_dict() for role, m in self.c.models.items()},
             "curiosity": curiosity,
             "learner": self.c.learner.state_dict(),
@@ -101,7 +102,7 @@ class Run:
         """
         start = time.perf_counter()
         state = self.state_dict()
-        learned = {k: state[k] for k in ("models", "curiosity", "learner")}
+        learned = {k: state[k] for k in ("representation", "models", "curiosity", "learner")}
         bad = non_finite_tensors(learned)
         if bad:
             shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
