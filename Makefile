@@ -14,10 +14,13 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 PLUGIN_PYPROJECTS := $(wildcard plugins/*/pyproject.toml)
 LOG_DIR ?= $(CURDIR)/logs
 PYTEST_ARGS ?=
-# `make compare`: runs go to COMPARE_DIR; COMPARE_WORLD picks experiments/compare-<world>-*.toml;
-# COMPARE_ARGS passes options and overrides, e.g. "--seeds 0,1 run.max_steps=2048".
-COMPARE_DIR ?= logs/compare
+# `make compare`: the sweep experiments/sweeps/compare-<COMPARE_WORLD>.toml (maze, minigrid) on
+# a local Ray (or COMPARE_ADDRESS=auto: a running cluster), its runs and Aim repository in
+# COMPARE_DIR; running it again continues it, skipping finished runs. COMPARE_ARGS passes
+# overrides for every run, e.g. "run.max_steps=2048"; the report goes to COMPARE_DIR/report/.
 COMPARE_WORLD ?= maze
+COMPARE_DIR ?= logs/sweeps/compare-$(COMPARE_WORLD)
+COMPARE_ADDRESS ?=
 COMPARE_ARGS ?=
 
 IMAGE ?= pamiqx:latest
@@ -76,8 +79,10 @@ bench: venv ## Run the benchmarks and print their numbers
 	$(UV) sync --locked --all-packages --inexact --group bench --python "$(PYTHON312)"
 	$(PY) -m bench
 
-compare: venv ## Run experiments/compare-<COMPARE_WORLD>-*.toml (maze, minigrid) x 3 seeds, then the report
-	$(VENV)/bin/pamiqx compare-suite --world "$(COMPARE_WORLD)" --dir "$(COMPARE_DIR)" $(COMPARE_ARGS)
+compare: venv ## Sweep every curiosity, none and random x 5 seeds (COMPARE_WORLD=maze|minigrid), then the report
+	$(VENV)/bin/pamiqx sweep "experiments/sweeps/compare-$(COMPARE_WORLD).toml" --resume \
+		--storage "$(COMPARE_DIR)" $(if $(COMPARE_ADDRESS),--address "$(COMPARE_ADDRESS)") $(COMPARE_ARGS)
+	$(VENV)/bin/pamiqx compare "$(COMPARE_DIR)/runs" --out "$(COMPARE_DIR)/report/"
 
 aim: venv ## Serve the Aim UI over the log directory on port 43800
 	$(VENV)/bin/aim up --host 127.0.0.1 --port 43800 --repo "$(LOG_DIR)"

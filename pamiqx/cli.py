@@ -1,4 +1,4 @@
-"""The ``pamiqx`` command line: run, validate, list-plugins, new-plugin, compare, compare-suite.
+"""The ``pamiqx`` command line: run, validate, list-plugins, new-plugin, compare, sweep, tune.
 
 User mistakes (:class:`pamiqx.errors.PamiqxError`) end with a one-paragraph
 message on stderr and exit code 2; ``--debug`` shows the traceback instead.
@@ -107,10 +107,27 @@ def _main(
     """Curiosity-driven reinforcement learning experiments, assembled from plugins."""
 
 
+def _search_space_json(options: type[Any]) -> dict[str, Any]:
+    """A plugin's declared search space for ``list-plugins --json`` (or why it is invalid)."""
+    from pamiqx.api.search import search_space_of
+
+    try:
+        space = search_space_of(options)
+    except TypeError as error:
+        return {"error": str(error)}
+    return {
+        name: {"kind": domain.kind, "range": domain.describe(), "bounds": domain.bounds()}
+        for name, domain in space.items()
+    }
+
+
 @app.command("list-plugins")
 def list_plugins(
     kind: Annotated[
-        str | None, typer.Option("--kind", help="Only this kind: environment, model or curiosity.")
+        str | None,
+        typer.Option(
+            "--kind", help="Only this kind: environment, representation, model or curiosity."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     debug: DebugOption = False,
@@ -138,6 +155,7 @@ def list_plugins(
                         "distribution": e.distribution,
                         "version": e.version,
                         "summary": e.plugin.summary(),
+                        "search_space": _search_space_json(e.plugin.Options),
                     }
                     for e in entries
                 ],
@@ -328,61 +346,82 @@ def compare(
                 console.print(f"wrote {path}", markup=False)
 
 
-@app.command("compare-suite")
-def compare_suite(
-    overrides: Annotated[
-        list[str] | None,
-        typer.Argument(
-            metavar="KEY=VALUE",
-            help="Overrides for every run, e.g. run.max_steps=2048.",
-            show_default=False,
-        ),
-    ] = None,
-    world: Annotated[
-        str, typer.Option("--world", help="Run experiments/compare-<world>-*.toml.")
-    ] = "maze",
-    directory: Annotated[
-        Path, typer.Option("--dir", help="Where the runs go (their run.log_dir).")
-    ] = Path("logs/compare"),
-    experiments: Annotated[
-        Path, typer.Option("--experiments", help="The folder of the experiment files.")
-    ] = Path("experiments"),
-    # The defaults are those of pamiqx.compare.suite, written out to keep numpy out of
-    # every pamiqx start (tests/test_compare_suite.py checks that they agree).
-    seeds: Annotated[str, typer.Option("--seeds", help="Seeds of every file, e.g. 0,1.")] = "0,1,2",
-    jobs: Annotated[int, typer.Option("--jobs", help="Runs at a time.")] = 2,
-    out: Annotated[
-        str | None,
+SweepFileArgument = Annotated[
+    Path,
+    typer.Argument(help="The sweep TOML file.", show_default=False),
+]
+SweepOverridesArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="KEY=VALUE",
+        help="Overrides for every run, e.g. run.max_steps=2048.",
+        show_default=False,
+        autocompletion=complete_override,
+    ),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="A Ray cluster: 'auto', HOST:PORT or ray://HOST:PORT (default: a local Ray).",
+        show_default=False,
+    ),
+]
+StorageOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--storage",
+        help="Where runs and Ray's state go (a shared filesystem on a cluster); "
+        "default: the file's storage, or logs/sweeps/<name>.",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def sweep(
+    file: SweepFileArgument,
+    overrides: SweepOverridesArgument = None,
+    address: AddressOption = None,
+    storage: StorageOption = None,
+    resume: Annotated[
+        bool,
         typer.Option(
-            "--out",
-            help="Report path, as `pamiqx compare --out` takes (default: DIR/report-<world>/).",
-            show_default=False,
+            "--resume", help="Continue the sweep in its storage folder, skipping finished runs."
         ),
-    ] = None,
-    no_report: Annotated[
-        bool, typer.Option("--no-report", help="Skip the report (`pamiqx compare`).")
     ] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Run each experiments/compare-<world>-*.toml for every seed, then `pamiqx compare` them.
+    """Run a sweep file's grid of experiments on Ray, each trial an ordinary pamiqx run.
 
-    Runs finished in --dir are skipped, stopped ones resume from their checkpoint
-    and failed ones start again. Exit code 1 when a run or the report failed, 130
-    when stopped (Ctrl-C or SIGTERM; the same command resumes).
+    Every expanded experiment is validated before anything starts. A failed or
+    lost trial is retried from its latest checkpoint. Exit code 1 when a trial
+    failed, 130 when the sweep stopped early (`--resume` continues it).
     """
-    from pamiqx.compare.suite import parse_seeds, run_suite
+    from pamiqx.sweep import run_sweep
 
     with user_errors(debug):
-        code = run_suite(
-            world,
-            directory,
-            experiments,
-            parse_seeds(seeds),
-            jobs,
-            overrides or [],
-            out,
-            report=not no_report,
-        )
+        code = run_sweep(file, storage, address, resume, overrides or [])
+    raise typer.Exit(code)
+
+
+@app.command()
+def tune(
+    file: SweepFileArgument,
+    overrides: SweepOverridesArgument = None,
+    address: AddressOption = None,
+    storage: StorageOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Tune each variant of a tune file with ASHA, then write its best settings as experiments.
+
+    Every variant gets the same trials and steps; the tuned experiment files and a
+    sweep file that evaluates them on fresh seeds go to tune.out.
+    """
+    from pamiqx.sweep.tune import run_tune
+
+    with user_errors(debug):
+        code = run_tune(file, storage, address, overrides or [])
     raise typer.Exit(code)
 
 

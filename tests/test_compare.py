@@ -8,12 +8,12 @@ statistics are computed by hand below.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -27,7 +27,9 @@ from pamiqx.compare import (
     load_runs,
     summarize,
 )
-from pamiqx.compare.report import markdown, table_rows
+from pamiqx.compare.intervals import Estimate
+from pamiqx.compare.report import claims, headers, markdown, table_rows
+from pamiqx.compare.stats import AUC, FINAL
 from tests.runtime_helpers import tiny_maze
 
 pytestmark = [
@@ -184,13 +186,25 @@ def test_groups_ranked_by_final_coverage(groups: list[GroupSummary]) -> None:
     assert (left.run.seed, left.why) == (3, "has not ended (still running, or killed)")
 
 
+def _within(estimate: Estimate | None, point: float, low: float, high: float) -> None:
+    """The estimate's point, and an interval around it inside the seeds' range."""
+    assert estimate is not None
+    assert estimate.point == pytest.approx(point)
+    assert low - 1e-12 <= estimate.low <= estimate.point <= estimate.high <= high + 1e-12
+
+
 def test_rnd_statistics_match_hand_computed_values(groups: list[GroupSummary]) -> None:
     rnd = groups[0]
+    assert (rnd.curiosity, rnd.world) == ("rnd", "sim-maze")
     # Shortest seed ends at 4000; the third seed's 5000 is cut off and marked.
-    assert (rnd.horizon, rnd.longest, rnd.truncated) == (4000, 5000, True)
+    assert (rnd.horizon, rnd.longest, rnd.truncated, rnd.start) == (4000, 5000, True, 1000)
     assert rnd.final_coverage == pytest.approx((0.8, 0.7, 0.6))
-    assert rnd.final_mean == pytest.approx(0.7)
-    assert rnd.final_std == pytest.approx(0.1)  # sample std of 0.8, 0.7, 0.6
+    # IQM of 3 seeds: a 25% trim cuts none of them, so it is their mean.
+    _within(rnd.final_iqm, 0.7, 0.6, 0.8)
+    # Trapezoids over 1000..4000 divided by 3000: (0.3 + 0.5 + 0.7) / 3 = 0.5,
+    # (0.2 + 0.4 + 0.6) / 3 = 0.4, (0.4 + 0.55 + 0.6) / 3.
+    assert rnd.auc == pytest.approx((0.5, 0.4, 1.55 / 3))
+    _within(rnd.auc_iqm, (0.9 + 1.55 / 3) / 3, 0.4, 1.55 / 3)
     # First logged step with coverage >= 0.5: 3000, 3000 (0.5 counts), 2000.
     assert rnd.steps_to_threshold == (3000, 3000, 2000)
     assert rnd.steps_to_threshold_mean == pytest.approx(8000 / 3)
@@ -200,11 +214,29 @@ def test_rnd_statistics_match_hand_computed_values(groups: list[GroupSummary]) -
     assert rnd.rate_mean == pytest.approx(150.0)
     assert rnd.coverage is not None and rnd.intrinsic is not None
     assert rnd.coverage.steps.tolist() == [1000, 2000, 3000, 4000]
-    assert rnd.coverage.mean.tolist() == pytest.approx([0.2, 0.4, 17 / 30, 0.7])
-    assert rnd.coverage.low.tolist() == pytest.approx([0.1, 0.3, 0.5, 0.6])
-    assert rnd.coverage.high.tolist() == pytest.approx([0.3, 0.5, 0.6, 0.8])
-    assert rnd.intrinsic.mean.tolist() == pytest.approx([2.0] * 4)
-    assert (rnd.intrinsic.low.tolist(), rnd.intrinsic.high.tolist()) == ([1.0] * 4, [3.0] * 4)
+    assert rnd.coverage.iqm.tolist() == pytest.approx([0.2, 0.4, 17 / 30, 0.7])
+    low, high = rnd.coverage.low, rnd.coverage.high
+    assert (low >= np.array([0.1, 0.3, 0.5, 0.6]) - 1e-12).all()
+    assert (high <= np.array([0.3, 0.5, 0.6, 0.8]) + 1e-12).all()
+    assert (low <= rnd.coverage.iqm).all() and (rnd.coverage.iqm <= high).all()
+    assert (high - low > 0).all()  # the seeds differ at every step
+    assert rnd.intrinsic.iqm.tolist() == pytest.approx([2.0] * 4)
+
+
+def test_rnd_beats_none_with_an_interval_above_one_half(groups: list[GroupSummary]) -> None:
+    rnd, none = groups
+    # Every rnd seed covers more than every none seed, in both scores, in every resample.
+    for metric in (FINAL, AUC):
+        item = rnd.improvement("none", metric)
+        assert item is not None and item.step == 4000 and item.seeds == (3, 2)
+        assert (item.estimate.point, item.estimate.low, item.estimate.high) == (1.0, 1.0, 1.0)
+        assert item.verdict == "better"
+    assert rnd.improvement("random") is None  # no random runs here
+    assert none.improvements == ()  # none is compared with random only
+    assert claims(groups) == [
+        "rnd > none on sim-maze in final coverage: P(improvement) 1.00 [1.00, 1.00] (3 vs 2 seeds)",
+        "rnd > none on sim-maze in coverage AUC: P(improvement) 1.00 [1.00, 1.00] (3 vs 2 seeds)",
+    ]
 
 
 def test_seeds_logged_at_other_steps_are_interpolated(groups: list[GroupSummary]) -> None:
@@ -213,11 +245,12 @@ def test_seeds_logged_at_other_steps_are_interpolated(groups: list[GroupSummary]
     assert none.coverage.steps.tolist() == [1000, 2000, 2500, 3000, 4000]
     # At 2000 the second seed is 2/3 of the way from 0.0 (1000) to 0.25 (2500).
     second_at_2000 = 0.25 * 1000 / 1500
-    assert none.coverage.mean.tolist() == pytest.approx(
+    assert none.coverage.iqm.tolist() == pytest.approx(
         [0.05, (0.2 + second_at_2000) / 2, 0.25, 0.35, 0.3]
     )
-    assert none.final_mean == pytest.approx(0.3)
-    assert none.final_std == pytest.approx(math.sqrt(0.02))
+    _within(none.final_iqm, 0.3, 0.2, 0.4)
+    # (0.15 + 0.25 + 0.35) / 3 and (1500 * 0.125 + 500 * 0.325 + 1000 * 0.3) / 3000.
+    assert none.auc == pytest.approx((0.25, 0.65 / 3))
     assert none.steps_to_threshold == (None, None)
     assert none.steps_to_threshold_mean is None
     assert none.rate_mean == pytest.approx(100.0)
@@ -225,13 +258,37 @@ def test_seeds_logged_at_other_steps_are_interpolated(groups: list[GroupSummary]
 
 
 def test_table_text(groups: list[GroupSummary]) -> None:
+    rnd, none = groups
+    assert rnd.final_iqm and rnd.auc_iqm and none.final_iqm and none.auc_iqm
+    assert headers(groups) == [
+        "curiosity",
+        "seeds",
+        "steps",
+        "final coverage IQM [95% CI]",
+        "coverage AUC IQM [95% CI]",
+        "P(> none)",
+        "steps to 50% coverage",
+        "rate (steps/s)",
+    ]
+    final = f"0.700 [{rnd.final_iqm.low:.3f}, {rnd.final_iqm.high:.3f}]"
+    auc = f"0.472 [{rnd.auc_iqm.low:.3f}, {rnd.auc_iqm.high:.3f}]"
+    none_final = f"0.300 [{none.final_iqm.low:.3f}, {none.final_iqm.high:.3f}]"
+    none_auc = f"0.233 [{none.auc_iqm.low:.3f}, {none.auc_iqm.high:.3f}]"
     assert table_rows(groups) == [
-        ["rnd", "3", "4,000*", "0.700 ± 0.100", "2,667 (3/3)", "150"],
-        ["none", "2", "4,000", "0.300 ± 0.141", "– (0/2)", "100"],
+        ["rnd", "3", "4,000*", final, auc, "1.00 [1.00, 1.00]", "2,667 (3/3)", "150"],
+        ["none", "2", "4,000", none_final, none_auc, "–", "– (0/2)", "100"],
     ]
     text = markdown(groups)
-    assert "| rnd | 3 | 4,000\\* | 0.700 ± 0.100 | 2,667 (3/3) | 150 |" in text
+    row = f"| rnd | 3 | 4,000\\* | {final} | {auc} | 1.00 [1.00, 1.00] | 2,667 (3/3) | 150 |"
+    assert row in text
     assert "steps to 50% coverage" in text
+    assert "  - rnd > none on sim-maze in final coverage: P(improvement) 1.00" in text
+
+
+def test_statistics_are_reproducible(logs: Path, groups: list[GroupSummary]) -> None:
+    again = summarize(load_runs([logs]))
+    assert [g.final_iqm for g in again] == [g.final_iqm for g in groups]
+    assert [g.auc_iqm for g in again] == [g.auc_iqm for g in groups]
 
 
 # --- outputs --------------------------------------------------------------------------
@@ -240,8 +297,10 @@ def test_table_text(groups: list[GroupSummary]) -> None:
 def test_table_printed_in_rank_order(logs: Path) -> None:
     code, out = _invoke("compare", str(logs))
     assert code == 0, out
-    assert "0.700 ± 0.100" in out and "2,667 (3/3)" in out
-    assert out.index("rnd") < out.index("none")
+    assert "0.700 [" in out and "2,667 (3/3)" in out and "1.00 [1.00, 1.00]" in out
+    first_column = [line.split("│")[1].strip() for line in out.splitlines() if "│" in line]
+    assert first_column == ["rnd", "none"]  # the rows, not the header (┃)
+    assert "rnd > none on sim-maze in final coverage: P(improvement) 1.00 [1.00, 1.00]" in out
     assert "1 run(s) left out of the statistics" in out
     assert "(rnd, seed 3): has not ended (still running, or killed)" in out
 
@@ -262,7 +321,9 @@ def test_html_output_is_self_contained(logs: Path, tmp_path: Path) -> None:
     assert code == 0, out
     page = target.read_text()
     assert page.startswith("<!DOCTYPE html>")
-    assert "<td>rnd</td><td>3</td><td>4,000*</td><td>0.700 ± 0.100</td>" in page
+    assert "<td>rnd</td><td>3</td><td>4,000*</td><td>0.700 [" in page
+    assert "<h2>Claims</h2>" in page
+    assert "<li>rnd &gt; none on sim-maze in coverage AUC: P(improvement) 1.00" in page
     assert "<td>none</td><td>2</td>" in page
     prefix = 'src="data:image/png;base64,'
     import base64
@@ -275,11 +336,12 @@ def test_folder_output(logs: Path, tmp_path: Path) -> None:
     target = tmp_path / "report"
     code, out = _invoke("compare", str(logs), "--out", f"{target}/")
     assert code == 0, out
-    for name in ("coverage.png", "intrinsic.png"):
+    for name in ("coverage.png", "intrinsic.png", "profile.png"):
         assert (target / name).read_bytes()[:4] == b"\x89PNG"
     summary = (target / "summary.md").read_text()
     assert "![coverage](coverage.png)" in summary
-    assert "| none | 2 | 4,000 | 0.300 ± 0.141 | – (0/2) | 100 |" in summary
+    assert "![performance profile](profile.png)" in summary
+    assert "| none | 2 | 4,000 | 0.300 [" in summary and "| – | – (0/2) | 100 |" in summary
 
 
 # --- mistakes -------------------------------------------------------------------------
@@ -357,7 +419,7 @@ def test_runs_of_the_real_runtime_compare(tmp_path: Path) -> None:
     assert (group.key, group.seeds, group.horizon) == ("none", 2, 128)
     assert all(0 < value <= 1 for value in group.final_coverage)
     assert group.rate_mean is not None and group.rate_mean > 0
-    assert group.intrinsic is not None and set(group.intrinsic.mean.tolist()) == {0.0}
+    assert group.intrinsic is not None and set(group.intrinsic.iqm.tolist()) == {0.0}
     code, out = _invoke("compare", str(logs), "--out", str(tmp_path / "out.html"))
     assert code == 0, out
     assert "<td>none</td><td>2</td><td>128</td>" in (tmp_path / "out.html").read_text()

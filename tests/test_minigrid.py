@@ -19,6 +19,7 @@ from pamiqx.api import BuildContext
 from pamiqx.api.errors import PluginError
 from pamiqx.checkpoint import to_numpy, to_safe
 from pamiqx.envs.gymnasium_env import GymnasiumEnvironment, GymnasiumOptions, GymnasiumPlugin
+from pamiqx.sweep import expand, load_sweep_file
 
 pytest.importorskip("minigrid")
 
@@ -116,7 +117,7 @@ def test_visited_cells_survive_a_safe_checkpoint() -> None:
 def test_importing_pamiqx_does_not_import_minigrid() -> None:
     code = (
         "import sys, pamiqx, pamiqx.envs.gymnasium_env, pamiqx.envs.gym_wrappers, "
-        "pamiqx.compare.suite\n"
+        "pamiqx.sweep\n"
         "from pamiqx.plugins.manager import load_plugins\n"
         "load_plugins()\n"
         "assert 'minigrid' not in sys.modules, 'minigrid imported'\n"
@@ -124,9 +125,19 @@ def test_importing_pamiqx_does_not_import_minigrid() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+def _comparison_run(curiosity: str) -> tuple[str, ...]:
+    """The ``pamiqx run`` arguments of one seed-0 trial of the MiniGrid comparison sweep."""
+    sweep = load_sweep_file(EXPERIMENTS / "sweeps" / "compare-minigrid.toml")
+    run = next(
+        r for r in expand(sweep, Path("/tmp/st")) if r.variant == curiosity and r.axes["seed"] == 0
+    )
+    kept = [o for o in run.overrides if not o.startswith("run.log_dir=")]
+    return (str(run.experiment), *kept)
+
+
 @pytest.mark.parametrize("curiosity", ["none", "rnd"])
-def test_minigrid_comparison_files_validate(cli: CLI, curiosity: str) -> None:
-    code, out = cli("validate", str(EXPERIMENTS / f"compare-minigrid-{curiosity}.toml"))
+def test_minigrid_comparison_runs_validate(cli: CLI, curiosity: str) -> None:
+    code, out = cli("validate", *_comparison_run(curiosity))
     assert code == 0, out
     data = tomllib.loads(out)
     assert data["environment"]["id"] == "MiniGrid-FourRooms-v0"
@@ -138,7 +149,7 @@ def test_minigrid_comparison_files_validate(cli: CLI, curiosity: str) -> None:
 def test_a_short_minigrid_run_reports_coverage(cli: CLI, tmp_path: Path) -> None:
     code, out = cli(
         "run",
-        str(EXPERIMENTS / "compare-minigrid-rnd.toml"),
+        *_comparison_run("rnd"),
         "run.max_steps=512",
         "tracking.enabled=false",
         "run.checkpoint_every=0",

@@ -22,6 +22,8 @@ What is here:
   :class:`MLPEncoder`, :class:`TokenEncoder`, :func:`orthogonal_init`, :func:`one_hot_actions`,
   :class:`RunningMeanStd`, :class:`ObservationNormalizer`, the locomotion action
   layout;
+* search spaces a plugin declares for its options (:class:`Uniform`,
+  :class:`LogUniform`, :class:`IntRange`, :class:`Choice`; read by ``pamiqx tune``);
 * errors a plugin raises for problems its user can fix
   (:class:`EnvironmentUnavailableError`, :class:`PluginError`).
 
@@ -58,6 +60,15 @@ from pamiqx.api.plugin import (
     PluginKind,
 )
 from pamiqx.api.representation import Representation, RepresentationPlugin
+from pamiqx.api.search import (
+    Choice,
+    IntRange,
+    LogUniform,
+    SearchDomain,
+    SearchSpace,
+    Uniform,
+    search_space_of,
+)
 
 if TYPE_CHECKING:
     from pamiqx.api.layers import (
@@ -122,6 +133,7 @@ __all__ = [
     "ActionDistribution",
     "ActionSpec",
     "BuildContext",
+    "Choice",
     "ConvEncoder",
     "Curiosity",
     "CuriosityPlugin",
@@ -130,6 +142,8 @@ __all__ = [
     "Environment",
     "EnvironmentPlugin",
     "EnvironmentUnavailableError",
+    "IntRange",
+    "LogUniform",
     "MLPEncoder",
     "ModelPlugin",
     "MultiDiscreteHead",
@@ -145,8 +159,11 @@ __all__ = [
     "Representation",
     "RepresentationPlugin",
     "RunningMeanStd",
+    "SearchDomain",
+    "SearchSpace",
     "TokenEncoder",
     "Transitions",
+    "Uniform",
     "ValueHeads",
     "conv_trunk",
     "hookimpl",
@@ -155,4 +172,5 @@ __all__ = [
     "one_hot_actions",
     "one_hot_width",
     "orthogonal_init",
+    "search_space_of",
 ]

@@ -94,9 +94,17 @@ class Environment(abc.ABC):
 
 
 class EnvironmentPlugin(Plugin, abc.ABC):
-    """An environment plugin builds an :class:`Environment` from its options."""
+    """An environment plugin builds an :class:`Environment` from its options.
+
+    Attributes:
+        realtime: True when the worlds it builds run in real time (their
+            :attr:`Environment.realtime`); known before building, so a sweep can give
+            such runs the machine's one ``realtime_world`` resource (one desktop,
+            mouse and camera per machine).
+    """
 
     kind: ClassVar[PluginKind] = "environment"
+    realtime: ClassVar[bool] = False
 
     @abc.abstractmethod
     def build(self, options: Any, context: BuildContext) -> Environment:

@@ -1,4 +1,9 @@
-"""Registers the built-in curiosity ``none``: the zero-intrinsic-reward baseline."""
+"""Registers the built-in curiosities ``none`` and ``random``, the two baselines.
+
+``none`` pays no intrinsic reward and trains the experiment's policy on the
+extrinsic reward alone; ``random`` pays none either and acts through a uniform
+random policy that never trains, the floor every mechanism must beat.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,11 @@ from pamiqx.api import (
 from pamiqx.api.hooks import hookimpl
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import torch
+
+    from pamiqx.api.policy import PolicyNetwork
 
 
 class NoCuriosity(Curiosity):
@@ -56,7 +65,39 @@ class NoCuriosityPlugin(CuriosityPlugin):
         return NoCuriosity(context.device)
 
 
+class RandomBaseline(NoCuriosity):
+    """Zero intrinsic reward, and a policy that acts uniformly at random and never learns."""
+
+    def __init__(self, device: str, action_spec: ActionSpec) -> None:
+        """Remember the device and the action space the policy is sized for."""
+        super().__init__(device)
+        self.action_spec = action_spec
+
+    def policy_network(self, built: Mapping[str, torch.nn.Module]) -> PolicyNetwork:
+        """Return the uniform policy (the experiment's ``[models.policy]`` goes unused)."""
+        # Imported here: listing plugins must not import torch.
+        from pamiqx.models.uniform_policy import UniformPolicy
+
+        return UniformPolicy(self.action_spec)
+
+
+class RandomBaselinePlugin(CuriosityPlugin):
+    """Uniform random actions, no training: the floor every mechanism must beat."""
+
+    name = "random"
+
+    def build(
+        self,
+        options: Any,
+        context: BuildContext,
+        observation_spec: ObservationSpec,
+        action_spec: ActionSpec,
+    ) -> RandomBaseline:
+        """Build the baseline for the world's action space."""
+        return RandomBaseline(context.device, action_spec)
+
+
 @hookimpl
 def pamiqx_register_curiosities() -> list[type[CuriosityPlugin]]:
     """Return the built-in curiosity mechanisms."""
-    return [NoCuriosityPlugin]
+    return [NoCuriosityPlugin, RandomBaselinePlugin]

@@ -6,8 +6,7 @@ them by curiosity and computes the statistics over seeds
 (:mod:`pamiqx.compare.stats`), leaving failed, unfinished and duplicate runs out
 (:mod:`pamiqx.compare.selection`), and :func:`write_report` draws and writes them
 (:mod:`pamiqx.compare.report`, the text in :mod:`pamiqx.compare.tables`).
-``pamiqx compare-suite`` runs the comparison files over seeds first
-(:mod:`pamiqx.compare.suite`).
+``pamiqx sweep`` (:mod:`pamiqx.sweep`) runs the comparison's runs first.
 
 Importing this package imports numpy but neither torch, aim nor matplotlib.
 """

@@ -1,19 +1,23 @@
-"""The comparison as plots (matplotlib) and as report files.
+"""The comparison as plots (matplotlib, rliable's plotting) and as report files.
 
-The table's text, its notes and the lists of runs are made in
+The table's text, its notes, the claims and the lists of runs are made in
 :mod:`pamiqx.compare.tables` (re-exported here).
 
 ``--out`` decides what is written:
 
 * ``report.png`` (or ``.svg``, ``.pdf``): one figure, coverage and intrinsic
-  reward side by side;
+  reward per world side by side, and the performance profile across worlds;
 * ``report.html``: a self-contained page, the figure embedded as a base64 PNG,
-  the summary table, the notes and the list of runs;
-* ``DIR/`` or a path without suffix: ``DIR/coverage.png``, ``DIR/intrinsic.png``
-  and ``DIR/summary.md`` (the table and the plots, ready for a README).
+  the summary table, the notes, the claims and the list of runs;
+* ``DIR/`` or a path without suffix: ``DIR/coverage.png``, ``DIR/intrinsic.png``,
+  ``DIR/profile.png`` and ``DIR/summary.md`` (the table and the plots, ready for
+  a README).
 
-matplotlib is imported by the functions that draw, and only its object-oriented
-API is used (no pyplot): no backend is chosen and no global figure state kept.
+Curves are the IQM over seeds with a pointwise bootstrap band, drawn with
+``rliable.plot_utils.plot_sample_efficiency_curve``; the performance profile
+with ``rliable.plot_utils.plot_performance_profiles``. Figures are made with
+matplotlib's object-oriented API and handed to rliable as axes: rliable's module
+imports pyplot, but no pyplot figure is created and no global figure state kept.
 """
 
 from __future__ import annotations
@@ -23,10 +27,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
+
 from pamiqx.compare.errors import CompareError
+from pamiqx.compare.intervals import performance_profiles, plot_utils
 from pamiqx.compare.runs import COVERAGE, INTRINSIC
-from pamiqx.compare.stats import Band, GroupSummary
+from pamiqx.compare.stats import CURVE_REPS, Band, GroupSummary, profile_scores
 from pamiqx.compare.tables import (
+    claims,
     headers,
     html_page,
     left_out_lines,
@@ -41,6 +49,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "claims",
     "figure",
     "headers",
     "html_page",
@@ -48,6 +57,7 @@ __all__ = [
     "markdown",
     "notes",
     "output_target",
+    "profile_figure",
     "rich_table",
     "table_rows",
     "write_report",
@@ -57,12 +67,15 @@ OutputKind = Literal["figure", "html", "dir"]
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 HTML_SUFFIXES = (".html", ".htm")
 DPI = 120
-BAND_LABEL = "mean over seeds; band: min–max"
+BAND_LABEL = "IQM over seeds; band: pointwise 95% CI"
 _TITLES = {
     COVERAGE: "Coverage (fraction of floor cells visited)",
     INTRINSIC: "Intrinsic reward (raw, mean per rollout)",
 }
 _FILES = {COVERAGE: "coverage.png", INTRINSIC: "intrinsic.png"}
+PROFILE_FILE = "profile.png"
+#: Thresholds of the performance profile (final coverage levels).
+TAUS = np.linspace(0.0, 1.0, 101)
 
 
 def output_target(out: str) -> tuple[OutputKind, Path]:
@@ -91,54 +104,113 @@ def output_target(out: str) -> tuple[OutputKind, Path]:
     raise CompareError(
         f"--out {path}: '{suffix}' is not a supported output. Use a figure "
         f"({', '.join(FIGURE_SUFFIXES)}), an HTML page (.html), or a folder (a path "
-        "ending in '/' or without suffix) for coverage.png, intrinsic.png and summary.md."
+        "ending in '/' or without suffix) for coverage.png, intrinsic.png, profile.png "
+        "and summary.md."
     )
 
 
 # --- the plots ------------------------------------------------------------------------
 
 
+LineStyle = Literal["-", "--"]
+Style = tuple[str, LineStyle]
+
+
+def _styles(groups: Sequence[GroupSummary]) -> dict[str, Style]:
+    """(colour, line style) per curiosity, the same in every panel and world."""
+    styles: dict[str, Style] = {}
+    for group in groups:
+        if group.curiosity not in styles:
+            i = len(styles)
+            # Ten colours, then the same colours dashed: eleven mechanisms stay distinct.
+            styles[group.curiosity] = (f"C{i % 10}", "-" if i < 10 else "--")
+    return styles
+
+
+def _worlds(groups: Sequence[GroupSummary]) -> list[str]:
+    return list(dict.fromkeys(group.world for group in groups)) or ["?"]
+
+
 def figure(
-    groups: Sequence[GroupSummary], metrics: Sequence[str] = (COVERAGE, INTRINSIC)
+    groups: Sequence[GroupSummary],
+    metrics: Sequence[str] = (COVERAGE, INTRINSIC),
+    profile: bool = True,
 ) -> Figure:
-    """One panel per metric against environment steps, one line and band per group.
+    """One row of panels per world (one panel per metric), then the performance profile.
 
     Args:
         groups: Summaries, ranked (the order gives the colours, same in every panel).
         metrics: :data:`COVERAGE` and/or :data:`INTRINSIC`.
+        profile: Add the performance profile across worlds below, full width.
 
     Returns:
         A matplotlib figure (not attached to pyplot).
     """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5.5 * len(metrics), 4.2), layout="constrained")
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    for ax, metric in zip(axes, metrics, strict=True):
-        _panel(ax, groups, metric)
+    worlds = _worlds(groups)
+    styles = _styles(groups)
+    rows = len(worlds) + (1 if profile else 0)
+    fig = Figure(figsize=(5.5 * len(metrics), 4.2 * rows), layout="constrained")
+    grid = fig.add_gridspec(rows, len(metrics))
+    for row, world in enumerate(worlds):
+        members = [group for group in groups if group.world == world]
+        for column, metric in enumerate(metrics):
+            title = _TITLES[metric] + (f"\n{world}" if len(worlds) > 1 else "")
+            _panel(fig.add_subplot(grid[row, column]), members, metric, styles, title)
+    if profile:
+        _profile_panel(fig.add_subplot(grid[len(worlds), :]), groups, styles)
     return fig
 
 
-def _panel(ax: Axes, groups: Sequence[GroupSummary], metric: str) -> None:
+def profile_figure(groups: Sequence[GroupSummary]) -> Figure:
+    """The performance profile across worlds on its own.
+
+    Args:
+        groups: Summaries, ranked.
+
+    Returns:
+        A matplotlib figure (not attached to pyplot).
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.0, 4.6), layout="constrained")
+    _profile_panel(fig.add_subplot(1, 1, 1), groups, _styles(groups))
+    return fig
+
+
+def _panel(
+    ax: Axes, groups: Sequence[GroupSummary], metric: str, styles: dict[str, Style], title: str
+) -> None:
     from matplotlib.ticker import PercentFormatter, StrMethodFormatter
 
+    rliable_plots = plot_utils()
     drawn: list[Band] = []
-    for i, group in enumerate(groups):
+    for group in groups:
         data = group.coverage if metric == COVERAGE else group.intrinsic
         if data is None:
             continue
-        # Ten colours, then the same colours dashed: eleven mechanisms stay distinct.
-        color = f"C{i % 10}"
-        style = "-" if i < 10 else "--"
+        color, style = styles[group.curiosity]
         seeds = f"{data.seeds} seed" + ("s" if data.seeds != 1 else "")
-        label = f"{group.key} ({seeds})"
-        ax.plot(data.steps, data.mean, color=color, linestyle=style, label=label)
-        ax.fill_between(data.steps, data.low, data.high, color=color, alpha=0.2, linewidth=0)
+        label = f"{group.curiosity} ({seeds})"
+        rliable_plots.plot_sample_efficiency_curve(
+            data.steps,
+            {label: data.iqm},
+            {label: (data.low, data.high)},
+            algorithms=[label],
+            colors={label: color},
+            ax=ax,
+            marker="",
+            linewidth=1.5,
+            xlabel="environment steps",
+            ylabel="",
+            labelsize="medium",
+            ticklabelsize="small",
+        )
+        ax.lines[-1].set_linestyle(style)
         drawn.append(data)
-    ax.set_title(_TITLES[metric], fontsize=11)
-    ax.set_xlabel("environment steps")
+    ax.set_title(title, fontsize=11)
     ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
-    ax.grid(alpha=0.3)
     if not drawn:
         ax.text(0.5, 0.5, f"no '{metric}' series in these runs", ha="center", va="center")
         ax.set_axis_off()
@@ -150,6 +222,42 @@ def _panel(ax: Axes, groups: Sequence[GroupSummary], metric: str) -> None:
         # Mechanisms' raw rewards differ by orders of magnitude.
         ax.set_yscale("log")
     ax.legend(title=BAND_LABEL, title_fontsize=8, fontsize=8, loc="best")
+
+
+def _profile_panel(ax: Axes, groups: Sequence[GroupSummary], styles: dict[str, Style]) -> None:
+    scores = profile_scores(groups)
+    worlds = ", ".join(scores.worlds)
+    ax.set_title(f"Performance profile: final coverage over runs in {worlds}", fontsize=11)
+    if not scores.scores:
+        ax.text(0.5, 0.5, f"no '{COVERAGE}' series in these runs", ha="center", va="center")
+        ax.set_axis_off()
+        return
+    profiles, bands = performance_profiles(scores.scores, TAUS, reps=CURVE_REPS)
+    plot_utils().plot_performance_profiles(
+        profiles,
+        TAUS,
+        performance_profile_cis=bands,
+        ax=ax,
+        colors={name: styles[name][0] for name in profiles},
+        linestyles={name: styles[name][1] for name in profiles},
+        linewidth=1.5,
+        xlabel="final coverage level τ",
+        ylabel="fraction of runs above τ",
+        labelsize="medium",
+        ticklabelsize="small",
+    )
+    runs = {name: matrix.size for name, matrix in scores.scores.items()}
+    lines = ax.lines[-len(profiles) :]  # one line per mechanism, in the profiles' order
+    labels = [f"{name} ({runs[name]} runs)" for name in profiles]
+    ax.legend(lines, labels, fontsize=8, loc="best")
+    left = [*scores.left_out]
+    if left or scores.trimmed:
+        parts = []
+        if left:
+            parts.append(f"not in every world: {', '.join(left)}")
+        if scores.trimmed:
+            parts.append(f"seeds cut to the fewest of any world: {', '.join(scores.trimmed)}")
+        ax.text(0.01, 0.01, "; ".join(parts), transform=ax.transAxes, fontsize=7, va="bottom")
 
 
 def _wide_positive(bands: Sequence[Band]) -> bool:
@@ -185,10 +293,16 @@ def write_report(groups: Sequence[GroupSummary], out: str) -> list[Path]:
             written = []
             for metric in (COVERAGE, INTRINSIC):
                 target = path / _FILES[metric]
-                figure(groups, [metric]).savefig(target, dpi=DPI)
+                figure(groups, [metric], profile=False).savefig(target, dpi=DPI)
                 written.append(target)
+            profile_figure(groups).savefig(path / PROFILE_FILE, dpi=DPI)
+            written.append(path / PROFILE_FILE)
             summary = path / "summary.md"
-            images = [("coverage", _FILES[COVERAGE]), ("intrinsic reward", _FILES[INTRINSIC])]
+            images = [
+                ("coverage", _FILES[COVERAGE]),
+                ("intrinsic reward", _FILES[INTRINSIC]),
+                ("performance profile", PROFILE_FILE),
+            ]
             summary.write_text(markdown(groups, images), encoding="utf-8")
             return [*written, summary]
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -98,6 +98,16 @@ class RunRecord:
     started: str = ""
 
     @property
+    def world(self) -> str:
+        """Return the world the run explored: its environment's ``id``, else the plugin's name.
+
+        ``sim-maze``, or ``MiniGrid-FourRooms-v0`` for the ``gymnasium`` plugin with
+        ``id = "MiniGrid-FourRooms-v0"`` (the id names the world; the plugin only adapts it).
+        """
+        world_id = self.settings.get("environment.id")
+        return str(world_id) if world_id else self.environment
+
+    @property
     def last_step(self) -> int:
         """Return the last step the run logged coverage or intrinsic reward at (0 if none)."""
         ends = [self.series(m)[-1][0] for m in (COVERAGE, INTRINSIC) if self.series(m)]

@@ -38,7 +38,7 @@ def partition(runs: Sequence[RunRecord]) -> tuple[list[RunRecord], list[LeftOut]
 
     Failed runs (the last ``end`` event says ``failed``) and runs whose last
     session has not ended are left out. Of the remaining runs with the same
-    experiment name, seed, curiosity and environment, the one that logged the
+    experiment name, seed, curiosity and world, the one that logged the
     furthest step is kept (then a finished one, then the one started last); the
     others are left out as its duplicates.
 
@@ -58,12 +58,12 @@ def partition(runs: Sequence[RunRecord]) -> tuple[list[RunRecord], list[LeftOut]
             left_out.append(LeftOut(run, why))
     best: dict[tuple[str, int, str, str], RunRecord] = {}
     for run in kept:
-        key = (run.name, run.seed, run.curiosity, run.environment)
+        key = (run.name, run.seed, run.curiosity, run.world)
         if key not in best or _completeness(run) > _completeness(best[key]):
             best[key] = run
     unique: list[RunRecord] = []
     for run in kept:
-        chosen = best[(run.name, run.seed, run.curiosity, run.environment)]
+        chosen = best[(run.name, run.seed, run.curiosity, run.world)]
         if run is chosen:
             unique.append(run)
         else:

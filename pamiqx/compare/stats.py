@@ -1,15 +1,24 @@
-"""Grouping runs by curiosity and summarising each group over its seeds.
+"""Grouping runs by curiosity and world, and their statistics over seeds.
+
+A group is one curiosity in one world (:attr:`RunRecord.world`). Its seeds are
+summarised by the interquartile mean (IQM) with a 95% stratified-bootstrap
+confidence interval (rliable, :mod:`pamiqx.compare.intervals`), of the final
+coverage and of the normalised area under the coverage curve, and compared
+with the baselines ``none`` and ``random`` of the same world by the probability
+of improvement, with its interval.
 
 Seeds log their metrics at different steps (a resumed run, another
 ``log_every``), so each seed's series is interpolated linearly onto a common
 grid: every step any seed logged, between the latest first step and the
 earliest last step of the group. Comparing only up to the shortest seed keeps
-every point an average over all seeds; the table marks a group whose seeds ran
-to different lengths.
+every point a statistic over all seeds; the table marks a group whose seeds ran
+to different lengths. Two groups are compared at the last step both reached.
 """
 
 from __future__ import annotations
 
+import functools
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,85 +27,175 @@ import numpy as np
 import numpy.typing as npt
 
 from pamiqx.compare.errors import CompareError
+from pamiqx.compare.intervals import (
+    DEFAULT_REPS,
+    Estimate,
+    iqm_curve,
+    iqm_interval,
+    iqm_per_step,
+    probability_of_improvement,
+)
 from pamiqx.compare.runs import COVERAGE, INTRINSIC, RATE, RunRecord, Series
 from pamiqx.compare.selection import LeftOut, partition
 
-__all__ = ["Band", "GroupSummary", "group_key", "summarize"]
+__all__ = [
+    "AUC",
+    "BASELINES",
+    "CURVE_REPS",
+    "FINAL",
+    "Band",
+    "GroupSummary",
+    "Improvement",
+    "ProfileScores",
+    "differing_settings",
+    "group_key",
+    "normalized_auc",
+    "profile_scores",
+    "summarize",
+]
 
 FloatArray = npt.NDArray[np.float64]
+
+#: The baselines every mechanism is compared with, in this order.
+BASELINES = ("none", "random")
+#: Names of the two per-seed scores.
+FINAL = "final coverage"
+AUC = "coverage AUC"
+#: Bootstrap resamples of the pointwise bands of the curves (drawn, not claimed from).
+CURVE_REPS = 500
 
 
 @attrs.frozen
 class Band:
-    """One metric of a group on its common step grid.
+    """One metric of a group on its common step grid, seed by seed.
+
+    The IQM over seeds is computed at once; the pointwise bootstrap band only
+    when it is first asked for (drawing the plots), since it costs a bootstrap
+    over the whole curve.
 
     Attributes:
         steps: The grid (environment steps).
-        mean: Mean over seeds at each step.
-        low: Minimum over seeds at each step.
-        high: Maximum over seeds at each step.
-        seeds: How many seeds the band is made of.
+        values: ``(seeds, steps)`` each seed interpolated onto the grid.
+        reps: Bootstrap resamples of the band.
+        seed: Seeds the band's resampling.
     """
 
     steps: FloatArray
-    mean: FloatArray
-    low: FloatArray
-    high: FloatArray
-    seeds: int
+    values: FloatArray
+    reps: int = CURVE_REPS
+    seed: int = 0
+
+    @property
+    def seeds(self) -> int:
+        """How many seeds the band is made of."""
+        return int(self.values.shape[0])
+
+    @property
+    def iqm(self) -> FloatArray:
+        """IQM over seeds at each step (the mean with fewer than 4 seeds)."""
+        return iqm_per_step(self.values[:, None, :])
+
+    @functools.cached_property
+    def interval(self) -> tuple[FloatArray, FloatArray]:
+        """Pointwise 95% bootstrap band of the IQM: (low, high), each ``(steps,)``."""
+        _, low, high = iqm_curve(self.values, reps=self.reps, seed=self.seed)
+        return low, high
+
+    @property
+    def low(self) -> FloatArray:
+        """Lower edge of the band."""
+        return self.interval[0]
+
+    @property
+    def high(self) -> FloatArray:
+        """Upper edge of the band."""
+        return self.interval[1]
+
+
+@attrs.frozen
+class Improvement:
+    """The probability that a run of a group beats a run of a baseline in one score.
+
+    Attributes:
+        baseline: The baseline's curiosity (``none`` or ``random``).
+        metric: :data:`FINAL` or :data:`AUC`.
+        step: The step both groups are compared at (the last both reached).
+        estimate: P(improvement) with its 95% interval.
+        seeds: (the group's seeds, the baseline's seeds).
+    """
+
+    baseline: str
+    metric: str
+    step: int
+    estimate: Estimate
+    seeds: tuple[int, int]
+
+    @property
+    def verdict(self) -> str:
+        """``better`` when the interval lies above 0.5, ``worse`` below, else ``unresolved``."""
+        if self.estimate.low > 0.5:
+            return "better"
+        if self.estimate.high < 0.5:
+            return "worse"
+        return "unresolved"
 
 
 @attrs.frozen
 class GroupSummary:
-    """The runs of one curiosity (in one environment) and their statistics.
+    """The runs of one curiosity in one world, and their statistics.
 
     Attributes:
-        key: Group label: the curiosity, or ``curiosity @ environment`` when the
-            compared runs use several environments.
+        key: Group label: the curiosity, or ``curiosity @ world`` when the
+            compared runs are in several worlds.
+        curiosity: The curiosity plugin.
+        world: The world (:attr:`RunRecord.world`).
         runs: The group's runs (its seeds).
         horizon: Common last step of the group's runs (the shortest seed's last
             logged step), or None without coverage and intrinsic reward series.
         longest: Last logged step of the longest seed.
+        start: First step of the coverage grid (the latest first step of a seed), or None.
         coverage: Coverage band, or None when no seed tracked coverage.
         intrinsic: Intrinsic reward band, or None when no seed tracked it.
         final_coverage: Coverage of each seed with coverage, at ``horizon``.
+        auc: Normalised area under each seed's coverage curve, ``start`` to ``horizon``.
+        final_iqm: IQM of ``final_coverage`` with its 95% interval, or None.
+        auc_iqm: IQM of ``auc`` with its 95% interval, or None.
         threshold: Coverage level of :attr:`steps_to_threshold`.
         steps_to_threshold: Per seed with coverage: the first logged step, up to
             ``horizon``, at which coverage reached ``threshold``; None if it did not.
         rates: Environment steps per second of wall time, per seed that has one.
         rate_estimated: True when a rate came from event times, not the perf metric.
+        reps: Bootstrap resamples behind the intervals.
         left_out: The group's runs the statistics leave out (failed, not ended,
             duplicates), with the reason; a group may consist of these alone.
+        improvements: Comparisons with the baselines of its world.
     """
 
     key: str
+    curiosity: str
+    world: str
     runs: tuple[RunRecord, ...]
     horizon: int | None
     longest: int | None
+    start: int | None
     coverage: Band | None
     intrinsic: Band | None
     final_coverage: tuple[float, ...]
+    auc: tuple[float, ...]
+    final_iqm: Estimate | None
+    auc_iqm: Estimate | None
     threshold: float
     steps_to_threshold: tuple[int | None, ...]
     rates: tuple[float, ...]
     rate_estimated: bool
+    reps: int = DEFAULT_REPS
     left_out: tuple[LeftOut, ...] = ()
+    improvements: tuple[Improvement, ...] = ()
 
     @property
     def seeds(self) -> int:
         """Number of runs in the group."""
         return len(self.runs)
-
-    @property
-    def final_mean(self) -> float | None:
-        """Mean final coverage over seeds, or None without coverage."""
-        return float(np.mean(self.final_coverage)) if self.final_coverage else None
-
-    @property
-    def final_std(self) -> float | None:
-        """Sample standard deviation (ddof 1) of the final coverage; None under 2 seeds."""
-        if len(self.final_coverage) < 2:
-            return None
-        return float(np.std(self.final_coverage, ddof=1))
 
     @property
     def reached(self) -> int:
@@ -119,22 +218,35 @@ class GroupSummary:
         """True when seeds ran to different lengths (statistics stop at the shortest)."""
         return self.horizon is not None and self.longest is not None and self.longest > self.horizon
 
+    def improvement(self, baseline: str, metric: str = FINAL) -> Improvement | None:
+        """Return the comparison with ``baseline`` in ``metric``, if there is one."""
+        for item in self.improvements:
+            if (item.baseline, item.metric) == (baseline, metric):
+                return item
+        return None
 
-def group_key(run: RunRecord, mixed_environments: bool) -> str:
+
+def group_key(run: RunRecord, mixed_worlds: bool) -> str:
     """Label of the group a run belongs to.
 
     Args:
         run: The run.
-        mixed_environments: Whether the compared runs use several environments.
+        mixed_worlds: Whether the compared runs are in several worlds.
 
     Returns:
-        ``curiosity``, or ``curiosity @ environment`` for mixed environments.
+        ``curiosity``, or ``curiosity @ world`` for mixed worlds.
     """
-    return f"{run.curiosity} @ {run.environment}" if mixed_environments else run.curiosity
+    return f"{run.curiosity} @ {run.world}" if mixed_worlds else run.curiosity
 
 
-def summarize(runs: Sequence[RunRecord], threshold: float = 0.5) -> list[GroupSummary]:
-    """Group runs by curiosity and summarise each group.
+def summarize(
+    runs: Sequence[RunRecord],
+    threshold: float = 0.5,
+    *,
+    reps: int = DEFAULT_REPS,
+    seed: int = 0,
+) -> list[GroupSummary]:
+    """Group runs by curiosity and world, summarise each group, compare with the baselines.
 
     Failed runs, runs that have not ended and duplicates are left out of the
     statistics (:func:`pamiqx.compare.selection.partition`) and kept in
@@ -143,10 +255,13 @@ def summarize(runs: Sequence[RunRecord], threshold: float = 0.5) -> list[GroupSu
     Args:
         runs: The runs to compare.
         threshold: Coverage level of the "steps to" statistic.
+        reps: Bootstrap resamples of each interval.
+        seed: Seeds the bootstrap (each interval derives its own from it).
 
     Returns:
-        One summary per group, highest final coverage first (groups without
-        coverage last, by name).
+        One summary per group: each world's groups together, highest IQM of
+        final coverage first (groups without coverage last, by name), the worlds
+        in the order of their best group.
 
     Raises:
         CompareError: Every run is left out.
@@ -161,7 +276,7 @@ def summarize(runs: Sequence[RunRecord], threshold: float = 0.5) -> list[GroupSu
             "`pamiqx run EXPERIMENT_FILE --resume RUN_DIR`; one still going on can be "
             "compared once it ends."
         )
-    mixed = len({run.environment for run in runs}) > 1
+    mixed = len({run.world for run in runs}) > 1
     groups: dict[str, list[RunRecord]] = {}
     for run in kept:
         groups.setdefault(group_key(run, mixed), []).append(run)
@@ -171,15 +286,28 @@ def summarize(runs: Sequence[RunRecord], threshold: float = 0.5) -> list[GroupSu
         dropped.setdefault(key, []).append(item)
         groups.setdefault(key, [])
     summaries = [
-        _summarize_group(key, members, threshold, tuple(dropped.get(key, ())))
+        _summarize_group(
+            key,
+            members,
+            threshold,
+            tuple(dropped.get(key, ())),
+            reps,
+            seed,
+            members[0] if members else dropped[key][0].run,
+        )
         for key, members in groups.items()
     ]
-    return sorted(summaries, key=_rank)
+    summaries = sorted(
+        (_with_improvements(group, summaries, reps, seed) for group in summaries), key=_rank
+    )
+    # Each world's groups together, the worlds in the order of their best group.
+    worlds = list(dict.fromkeys(group.world for group in summaries))
+    return sorted(summaries, key=lambda group: worlds.index(group.world))
 
 
 def _rank(group: GroupSummary) -> tuple[bool, float, str]:
-    final = group.final_mean
-    return (final is None, -(final or 0.0), group.key)
+    final = group.final_iqm
+    return (final is None, -(final.point if final else 0.0), group.key)
 
 
 def differing_settings(group: GroupSummary) -> list[str]:
@@ -204,8 +332,19 @@ def _hashable(value: Any) -> Any:
     return repr(value) if isinstance(value, list | dict) else value
 
 
+def _derived_seed(seed: int, *parts: str) -> int:
+    """A seed of its own for each interval, independent of the order groups are made in."""
+    return (seed * 1_000_003 + zlib.crc32("|".join(parts).encode())) % 2**32
+
+
 def _summarize_group(
-    key: str, runs: list[RunRecord], threshold: float, left_out: tuple[LeftOut, ...]
+    key: str,
+    runs: list[RunRecord],
+    threshold: float,
+    left_out: tuple[LeftOut, ...],
+    reps: int,
+    seed: int,
+    example: RunRecord,
 ) -> GroupSummary:
     with_coverage = [run.series(COVERAGE) for run in runs if run.series(COVERAGE)]
     with_intrinsic = [run.series(INTRINSIC) for run in runs if run.series(INTRINSIC)]
@@ -213,11 +352,14 @@ def _summarize_group(
     reference = with_coverage or with_intrinsic
     horizon = min(series[-1][0] for series in reference) if reference else None
     longest = max(series[-1][0] for series in reference) if reference else None
+    start = max(series[0][0] for series in with_coverage) if with_coverage else None
     final: list[float] = []
+    auc: list[float] = []
     reach: list[int | None] = []
-    if horizon is not None:
+    if horizon is not None and start is not None:
         for series in with_coverage:
-            final.append(_value_at(series, horizon))
+            final.append(value_at(series, horizon))
+            auc.append(normalized_auc(series, min(start, horizon), horizon))
             reach.append(_first_step_at_least(series, threshold, horizon))
     rates: list[float] = []
     estimated = False
@@ -227,20 +369,151 @@ def _summarize_group(
             rate, estimated = run.event_rate, True
         if rate is not None:
             rates.append(rate)
+    final_iqm = auc_iqm = None
+    if final:
+        final_iqm = iqm_interval(final, reps, _derived_seed(seed, key, FINAL))
+        auc_iqm = iqm_interval(auc, reps, _derived_seed(seed, key, AUC))
     return GroupSummary(
         key=key,
+        curiosity=example.curiosity,
+        world=example.world,
         runs=tuple(runs),
         horizon=horizon,
         longest=longest,
-        coverage=band(with_coverage),
-        intrinsic=band(with_intrinsic),
+        start=start,
+        coverage=band(with_coverage, _derived_seed(seed, key, COVERAGE)),
+        intrinsic=band(with_intrinsic, _derived_seed(seed, key, INTRINSIC)),
         final_coverage=tuple(final),
+        auc=tuple(auc),
+        final_iqm=final_iqm,
+        auc_iqm=auc_iqm,
         threshold=threshold,
         steps_to_threshold=tuple(reach),
         rates=tuple(rates),
         rate_estimated=estimated,
+        reps=reps,
         left_out=left_out,
     )
+
+
+def _compared_with(curiosity: str) -> list[str]:
+    """The baselines a curiosity is compared with: each one but itself, once per pair."""
+    if curiosity in BASELINES:
+        return list(BASELINES[BASELINES.index(curiosity) + 1 :])
+    return list(BASELINES)
+
+
+def _with_improvements(
+    group: GroupSummary, groups: Sequence[GroupSummary], reps: int, seed: int
+) -> GroupSummary:
+    """The group with its P(improvement) over each baseline of its world, in both scores."""
+    if not group.final_coverage:
+        return group
+    found: list[Improvement] = []
+    for name in _compared_with(group.curiosity):
+        same_world = (g for g in groups if g.world == group.world and g.final_coverage)
+        baseline = next((g for g in same_world if g.curiosity == name), None)
+        if baseline is None:
+            continue
+        step = min(_horizon(group), _horizon(baseline))
+        start = min(max(_start(group), _start(baseline)), step)
+        scores = {
+            FINAL: (_finals(group, step), _finals(baseline, step)),
+            AUC: (_aucs(group, start, step), _aucs(baseline, start, step)),
+        }
+        for metric, (mine, theirs) in scores.items():
+            estimate = probability_of_improvement(
+                mine, theirs, reps, _derived_seed(seed, group.key, name, metric)
+            )
+            found.append(Improvement(name, metric, step, estimate, (len(mine), len(theirs))))
+    return attrs.evolve(group, improvements=tuple(found))
+
+
+def _horizon(group: GroupSummary) -> int:
+    assert group.horizon is not None  # groups with final coverage have one
+    return group.horizon
+
+
+def _start(group: GroupSummary) -> int:
+    assert group.start is not None  # groups with final coverage have one
+    return group.start
+
+
+def _coverages(group: GroupSummary) -> list[Series]:
+    return [run.series(COVERAGE) for run in group.runs if run.series(COVERAGE)]
+
+
+def _finals(group: GroupSummary, step: int) -> list[float]:
+    if step == group.horizon:
+        return list(group.final_coverage)
+    return [value_at(series, step) for series in _coverages(group)]
+
+
+def _aucs(group: GroupSummary, start: int, step: int) -> list[float]:
+    if (start, step) == (group.start, group.horizon):
+        return list(group.auc)
+    return [normalized_auc(series, start, step) for series in _coverages(group)]
+
+
+@attrs.frozen
+class ProfileScores:
+    """Final coverage per curiosity across worlds, as rliable's ``(runs, worlds)`` matrices.
+
+    Attributes:
+        worlds: The worlds (columns), in the order the groups were ranked.
+        steps: Per world, the step its groups are compared at (the last all reached).
+        scores: Per curiosity, ``(runs, worlds)`` final coverage; every curiosity
+            has the same number of runs in each world (its seeds in order, as
+            many as its smallest world has).
+        left_out: Curiosities missing from a world, which a profile over all
+            worlds cannot include.
+        trimmed: Curiosities with more seeds in one world than in another, whose
+            later seeds were dropped to make the matrix.
+    """
+
+    worlds: tuple[str, ...]
+    steps: tuple[int, ...]
+    scores: dict[str, FloatArray]
+    left_out: tuple[str, ...]
+    trimmed: tuple[str, ...]
+
+
+def profile_scores(groups: Sequence[GroupSummary]) -> ProfileScores:
+    """Arrange the groups' final coverage for performance profiles across worlds.
+
+    Args:
+        groups: Summaries, ranked.
+
+    Returns:
+        The matrices (empty when no group has coverage).
+    """
+    scored = [g for g in groups if g.final_coverage]
+    worlds = list(dict.fromkeys(g.world for g in scored))
+    steps = [min(_horizon(g) for g in scored if g.world == world) for world in worlds]
+    curiosities = list(dict.fromkeys(g.curiosity for g in scored))
+    by_key = {(g.curiosity, g.world): g for g in scored}
+    scores: dict[str, FloatArray] = {}
+    left_out: list[str] = []
+    trimmed: list[str] = []
+    for curiosity in curiosities:
+        cells = [by_key.get((curiosity, world)) for world in worlds]
+        present = [g for g in cells if g is not None]
+        if len(present) != len(cells):
+            left_out.append(curiosity)
+            continue
+        columns = []
+        for group, step in zip(present, steps, strict=True):
+            ordered = sorted(
+                (run.seed, value_at(run.series(COVERAGE), step))
+                for run in group.runs
+                if run.series(COVERAGE)
+            )
+            columns.append([value for _, value in ordered])
+        runs = min(len(column) for column in columns)
+        if any(len(column) > runs for column in columns):
+            trimmed.append(curiosity)
+        scores[curiosity] = np.asarray([c[:runs] for c in columns], dtype=np.float64).T
+    return ProfileScores(tuple(worlds), tuple(steps), scores, tuple(left_out), tuple(trimmed))
 
 
 def common_grid(series: Sequence[Series]) -> FloatArray:
@@ -258,11 +531,12 @@ def common_grid(series: Sequence[Series]) -> FloatArray:
     return np.asarray(steps, dtype=np.float64)
 
 
-def band(series: Sequence[Series]) -> Band | None:
-    """Mean, minimum and maximum of the series on their common grid.
+def band(series: Sequence[Series], seed: int = 0) -> Band | None:
+    """The seeds' values on their common grid.
 
     Args:
         series: One (step, value) series per seed; empty ones are not allowed.
+        seed: Seeds the band's bootstrap.
 
     Returns:
         The band, or None when there are no series or they do not overlap.
@@ -273,13 +547,27 @@ def band(series: Sequence[Series]) -> Band | None:
     if grid.size == 0:
         return None
     values = np.stack([_interpolate(s, grid) for s in series])
-    return Band(
-        steps=grid,
-        mean=values.mean(axis=0),
-        low=values.min(axis=0),
-        high=values.max(axis=0),
-        seeds=len(series),
-    )
+    return Band(steps=grid, values=values, seed=seed)
+
+
+def normalized_auc(series: Series, start: int, stop: int) -> float:
+    """Area under a piecewise-linear series from ``start`` to ``stop``, divided by the span.
+
+    The mean value over the span (for coverage, a number in [0, 1]): the
+    trapezoid rule over the logged points in between, the ends interpolated.
+
+    Args:
+        series: (step, value) pairs in step order.
+        start: First step of the span.
+        stop: Last step of the span (a span of one step gives the value there).
+    """
+    if stop <= start:
+        return value_at(series, stop)
+    steps = np.asarray([step for step, _ in series], dtype=np.float64)
+    inside = steps[(steps > start) & (steps < stop)]
+    grid = np.concatenate([[float(start)], inside, [float(stop)]])
+    values = _interpolate(series, grid)
+    return float(np.trapezoid(values, grid) / (stop - start))
 
 
 def _interpolate(series: Series, grid: FloatArray) -> FloatArray:
@@ -288,7 +576,8 @@ def _interpolate(series: Series, grid: FloatArray) -> FloatArray:
     return np.interp(grid, steps, values)
 
 
-def _value_at(series: Series, step: int) -> float:
+def value_at(series: Series, step: int) -> float:
+    """Return a series' value at ``step``, interpolated linearly between logged points."""
     return float(_interpolate(series, np.asarray([step], dtype=np.float64))[0])
 
 

@@ -107,6 +107,17 @@ class SimMazeEnvironment(Environment):
         """Return coverage: the fraction of the map's floor cells visited."""
         return {"coverage": float(self.world.coverage)}
 
+    def ground_truth(self) -> dict[str, float]:
+        """Return the agent's true pose, for evaluation only (never part of an observation).
+
+        Representation probes (:mod:`pamiqx.evaluation.probe`) regress it from latents.
+
+        Returns:
+            ``x`` and ``y`` in cells and ``heading`` in radians.
+        """
+        x, y = self.world.position
+        return {"x": float(x), "y": float(y), "heading": float(self.world.heading)}
+
     def state_dict(self) -> dict[str, Any]:
         """Return the agent's pose, visited cells and episode counter."""
         return {"world": self.world.get_state(), "steps_in_episode": self._steps_in_episode}

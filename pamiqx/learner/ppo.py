@@ -35,6 +35,34 @@ def make_optimizer(parameters: Any, options: PPOOptions) -> torch.optim.Optimize
     return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, eps=1e-5)
 
 
+class FrozenPolicyOptimizer:
+    """Stands in for the optimizer of a policy without trainable parameters.
+
+    It holds no parameter groups and no state, so nothing is optimised and a
+    checkpoint keeps the optimizer's layout (an empty per-parameter state).
+
+    Attributes:
+        param_groups: Always empty.
+    """
+
+    def __init__(self) -> None:
+        """Hold nothing."""
+        self.param_groups: list[dict[str, Any]] = []
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return an empty optimizer state."""
+        return {"state": {}, "param_groups": []}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Accept an empty optimizer state.
+
+        Raises:
+            ValueError: The state holds parameters (it was saved for a trainable policy).
+        """
+        if state.get("state") or state.get("param_groups"):
+            raise ValueError("the saved optimizer has parameters; this policy has none")
+
+
 class PPOLearner:
     """Trains a :class:`PolicyNetwork` on rollouts (PPO loss plus the network's own aux loss)."""
 
@@ -63,7 +91,13 @@ class PPOLearner:
         self.precision = precision
         self.generator = generator or torch.Generator().manual_seed(0)
         self.who = who
-        self.optimizer = make_optimizer(policy.parameters(), config)
+        # A policy with nothing to train (the `random` baseline) gets no optimizer.
+        self.trainable = any(p.requires_grad for p in policy.parameters())
+        self.optimizer: torch.optim.Optimizer | FrozenPolicyOptimizer = (
+            make_optimizer(policy.parameters(), config)
+            if self.trainable
+            else FrozenPolicyOptimizer()
+        )
         self.int_normalizer = IntrinsicRewardNormalizer(gamma=config.gamma_int)
         self.updates = 0
 
@@ -75,8 +109,14 @@ class PPOLearner:
             intrinsic: Raw intrinsic rewards ``(T, E)`` from the curiosity.
 
         Returns:
-            Metrics of this training phase (means over minibatches).
+            Metrics of this training phase (means over minibatches); for a policy
+            without trainable parameters, which is not trained, only the raw rewards.
         """
+        if not self.trainable:
+            return {
+                "reward/intrinsic": float(intrinsic.mean()),
+                "reward/extrinsic": float(batch.rewards_ext.mean()),
+            }
         cfg = self.config
         adv = compute_advantages(
             batch.rewards_ext,
@@ -166,7 +206,9 @@ class PPOLearner:
                     raise self.who.fault("forward_sequence()", "returned a nan or inf aux_loss")
             metrics.update(out.metrics)
         self._check_finite("loss", metrics["loss/total"], metrics)
-        self.optimizer.zero_grad(set_to_none=True)
+        optimizer = self.optimizer
+        assert isinstance(optimizer, torch.optim.Optimizer)  # train() skips a frozen policy
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         grad_norm = torch.nn.utils.clip_grad_norm_(
             self.policy.parameters(), self.config.max_grad_norm
@@ -174,7 +216,7 @@ class PPOLearner:
         metrics["grad_norm"] = float(grad_norm)
         # Checked before the step: a nan gradient would turn every weight into nan.
         self._check_finite("gradient norm", metrics["grad_norm"], metrics)
-        self.optimizer.step()
+        optimizer.step()
         return metrics
 
     def _check_weights(self) -> None:

@@ -76,6 +76,14 @@ def _frames(spec: ObservationSpec, count: int) -> torch.Tensor:
         for i in range(count):
             base[i, i % shape[0]] = 1.0
         return base
+    if spec.kind == "tokens":
+        # Smooth token latents: each frame a phase-shifted cosine over tokens and features.
+        tokens, width = shape
+        grid = (
+            torch.arange(tokens).view(tokens, 1) / tokens
+            + torch.arange(width).view(1, width) / width
+        )
+        return torch.stack([torch.cos(2 * torch.pi * (grid + i / count)) for i in range(count)])
     h, w, c = shape
     ys = torch.linspace(0, 1, h).view(h, 1, 1)
     xs = torch.linspace(0, 1, w).view(1, w, 1)
@@ -88,7 +96,7 @@ def _frames(spec: ObservationSpec, count: int) -> torch.Tensor:
 
 def _novel_frame(spec: ObservationSpec) -> torch.Tensor:
     """A frame unlike the familiar ones: a saturated high-frequency checkerboard."""
-    if spec.kind == "vector":
+    if spec.kind in ("vector", "tokens"):
         return torch.full(spec.shape, -3.0)
     h, w, c = spec.shape
     grid = ((torch.arange(h).view(h, 1) // 2 + torch.arange(w).view(1, w) // 2) % 2).float()

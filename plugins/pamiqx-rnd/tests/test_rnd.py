@@ -133,3 +133,10 @@ def test_state_holds_optimizer_and_observation_statistics() -> None:
     restored.load_state_dict(state)
     assert restored.obs_normalizer.rms.count == curiosity.obs_normalizer.rms.count
     assert restored.optimizer.state_dict()["state"].keys() == state["optimizer"]["state"].keys()
+
+
+def test_contract_on_token_latents() -> None:
+    # The (16, 128) tokens of the jepa representation, smaller.
+    check_curiosity_contract(
+        ContractSetup(RNDPlugin, observation_spec=ObservationSpec((4, 8), "float32", "tokens"))
+    )

@@ -56,7 +56,7 @@ def _init(module: nn.Module) -> None:
 
 
 def build_target(spec: ObservationSpec, feature_dim: int) -> nn.Sequential:
-    """Build the fixed random target network ``f`` (channel-first images or vectors).
+    """Build the fixed random target network ``f`` (channel-first images, or flat vectors/tokens).
 
     Args:
         spec: The observations it will see.
@@ -70,7 +70,7 @@ def build_target(spec: ObservationSpec, feature_dim: int) -> nn.Sequential:
         net = nn.Sequential(trunk, nn.Linear(flat, feature_dim))
     else:
         net = nn.Sequential(
-            nn.Linear(spec.shape[0], _MLP_HIDDEN),
+            nn.Linear(math.prod(spec.shape), _MLP_HIDDEN),
             nn.LeakyReLU(),
             nn.Linear(_MLP_HIDDEN, _MLP_HIDDEN),
             nn.LeakyReLU(),
@@ -105,7 +105,7 @@ def build_predictor(spec: ObservationSpec, feature_dim: int) -> nn.Sequential:
     else:
         hidden = _MLP_HIDDEN
         net = nn.Sequential(
-            nn.Linear(spec.shape[0], hidden),
+            nn.Linear(math.prod(spec.shape), hidden),
             nn.LeakyReLU(),
             nn.Linear(hidden, hidden),
             nn.LeakyReLU(),
@@ -172,8 +172,10 @@ class RND(Curiosity):
         return ((x - mean) / var.sqrt().clamp_min(self.obs_normalizer.eps)).clamp(-clip, clip)
 
     def _network_input(self, normalized: torch.Tensor) -> torch.Tensor:
-        """Return channel-first frames for the conv networks, vectors unchanged."""
-        return normalized.permute(0, 3, 1, 2) if self.spec.kind == "image" else normalized
+        """Return channel-first frames for the conv networks, vectors and flattened tokens."""
+        if self.spec.kind == "image":
+            return normalized.permute(0, 3, 1, 2)
+        return normalized.flatten(1)
 
     def prediction_error(self, normalized: torch.Tensor) -> torch.Tensor:
         """Return ``mean_k (f̂(x)_k - f(x)_k)^2`` per observation, differentiable in ``f̂``.

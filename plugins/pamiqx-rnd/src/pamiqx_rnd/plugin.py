@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 
-from pamiqx.api import ActionSpec, BuildContext, CuriosityPlugin, ObservationSpec, hookimpl
+from pamiqx.api import (
+    ActionSpec,
+    BuildContext,
+    CuriosityPlugin,
+    IntRange,
+    LogUniform,
+    ObservationSpec,
+    SearchSpace,
+    Uniform,
+    hookimpl,
+)
 
 if TYPE_CHECKING:
     from pamiqx_rnd.mechanism import RND
@@ -25,6 +35,12 @@ class RNDOptions:
         obs_clip: Whitened observations are clipped to ``[-obs_clip, obs_clip]``.
     """
 
+    # What `pamiqx tune` searches: the predictor's step size and how hard it trains.
+    search_space: ClassVar[SearchSpace] = {
+        "lr": LogUniform(1e-5, 1e-3),
+        "epochs": IntRange(1, 8),
+        "update_proportion": Uniform(0.1, 1.0),
+    }
     feature_dim: int = attrs.field(default=128, validator=attrs.validators.gt(0))
     lr: float = attrs.field(default=1e-4, validator=attrs.validators.gt(0.0))
     update_proportion: float = attrs.field(

@@ -81,6 +81,8 @@ class VRChatOptions:
 class VRChatPlugin(EnvironmentPlugin):
     """VRChat in real time: frames from the OBS virtual camera, the avatar moved over OSC.
 
+    ``realtime``: one VRChat world per machine (a sweep asks for ``realtime_world``).
+
     The class attributes ``sensor_factory``, ``actuator_factory``, ``audio_factory`` and
     ``mouse_factory`` replace the real devices when set (tests set them to fakes); each
     is a zero-argument callable returning a new device, and the checks of the device it
@@ -88,6 +90,7 @@ class VRChatPlugin(EnvironmentPlugin):
     """
 
     name = "vrchat"
+    realtime = True
     Options = VRChatOptions
     sensor_factory: ClassVar[Callable[[], FrameSensor] | None] = None
     actuator_factory: ClassVar[Callable[[], Actuator] | None] = None

@@ -1,0 +1,1 @@
+"""Evaluation against ground truth the agent never sees (e.g. representation probes)."""

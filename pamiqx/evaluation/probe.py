@@ -1,0 +1,192 @@
+"""A linear probe of a representation: how well its latents predict the agent's true pose.
+
+sim-maze knows where the agent is and where it faces
+(:meth:`~pamiqx.envs.sim_maze.SimMazeEnvironment.ground_truth`); the agent never
+sees it. A representation that has learnt something about the world should make
+``(x, y, sin heading, cos heading)`` linearly readable from its latents. The
+probe:
+
+1. walks the maze at random (a persistent random walk, so it covers rooms) and
+   records frames with their poses: one walk trains the representation and the
+   probe, a second walk from another start (another seed) is held out;
+2. streams the training walk through the stage as a run does (encode, observe,
+   and ``update()`` after every batch), for a fixed number of frames;
+3. fits a ridge regression from the training walk's latents to the pose, the
+   ridge strength chosen on a split of the training walk, and reports R² on the
+   held-out walk (mean over the four targets).
+
+It cannot be faked: the pose is never an input, and the held-out walk visits
+frames the stage and the probe never trained on.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from pamiqx.api import BuildContext, ObservationSpec, Representation, RepresentationPlugin
+from pamiqx.envs.sim_maze import SimMazeOptions, SimMazePlugin
+
+RIDGES = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
+TARGETS = ("x", "y", "sin_heading", "cos_heading")
+# Persistent random walk: keep the current action with this probability.
+_PERSISTENCE = 0.8
+# forward, turn_left, turn_right (and the rest rarely): mostly moves, some turns.
+_ACTION_WEIGHTS = np.array([0.02, 0.5, 0.04, 0.07, 0.07, 0.15, 0.15])
+
+
+@attrs.frozen
+class Walk:
+    """Frames of a random walk and the agent's true pose at each.
+
+    Attributes:
+        frames: ``(N, H, W, 3)`` uint8.
+        poses: ``(N, 4)`` float64: ``x``, ``y``, ``sin(heading)``, ``cos(heading)``.
+    """
+
+    frames: npt.NDArray[np.uint8]
+    poses: npt.NDArray[np.float64]
+
+
+def random_walk(
+    steps: int, seed: int, maze: SimMazeOptions | None = None, maze_seed: int = 0
+) -> Walk:
+    """Walk one maze (the layout of ``maze_seed``) at random from its start for ``steps`` steps."""
+    options = maze or SimMazeOptions(size=64)
+    env = SimMazePlugin().build(
+        attrs.evolve(options, map_seed=maze_seed), BuildContext("probe", seed)
+    )
+    env.setup()
+    rng = np.random.default_rng(seed)
+    weights = _ACTION_WEIGHTS / _ACTION_WEIGHTS.sum()
+    frames, poses = [], []
+    action = 1
+    # A different start per seed: walk unrecorded first.
+    for _ in range(int(rng.integers(0, 200))):
+        env.affect(np.int64(rng.choice(len(weights), p=weights)))
+    for _ in range(steps):
+        frames.append(env.observe().observation)
+        truth = env.ground_truth()
+        poses.append(
+            [truth["x"], truth["y"], math.sin(truth["heading"]), math.cos(truth["heading"])]
+        )
+        if rng.random() > _PERSISTENCE:
+            action = int(rng.choice(len(weights), p=weights))
+        env.affect(np.int64(action))
+    return Walk(np.stack(frames), np.asarray(poses, dtype=np.float64))
+
+
+def encode_all(
+    stage: Representation, frames: npt.NDArray[np.uint8], batch: int = 64
+) -> torch.Tensor:
+    """Encode frames without training; return ``(N, features)`` float64 latents (flattened)."""
+    out = []
+    for start in range(0, len(frames), batch):
+        with torch.inference_mode():
+            latents = stage.encode(torch.from_numpy(frames[start : start + batch]))
+        out.append(latents.reshape(latents.shape[0], -1).double().cpu())
+    return torch.cat(out)
+
+
+def train_stage(stage: Representation, walk: Walk, frames: int, batch: int = 8) -> list[float]:
+    """Stream ``frames`` frames of the walk (cycling) through the stage as a run does.
+
+    Returns:
+        The ``loss`` of every training call the stage reported.
+    """
+    losses = []
+    for start in range(0, frames, batch):
+        index = np.arange(start, start + batch) % len(walk.frames)
+        raw = torch.from_numpy(walk.frames[index])
+        with torch.inference_mode():
+            stage.encode(raw)
+        stage.observe(raw)
+        metrics = stage.update()
+        if "loss" in metrics:
+            losses.append(float(metrics["loss"]))
+    return losses
+
+
+def _ridge_fit(x: torch.Tensor, y: torch.Tensor, ridge: float) -> torch.Tensor:
+    """Closed-form ridge weights (bias column unpenalised) for standardised inputs."""
+    design = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype)], dim=1)
+    penalty = ridge * torch.eye(design.shape[1], dtype=x.dtype)
+    penalty[-1, -1] = 0.0
+    return torch.linalg.solve(design.T @ design + penalty, design.T @ y)
+
+
+def _predict(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    return torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype)], dim=1) @ weights
+
+
+def r2_scores(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Return R² per target column: ``1 - SS_res / SS_tot``."""
+    residual = ((target - predicted) ** 2).sum(0)
+    total = ((target - target.mean(0)) ** 2).sum(0)
+    return 1.0 - residual / total
+
+
+def probe_r2(
+    train_latents: torch.Tensor,
+    train_poses: torch.Tensor,
+    test_latents: torch.Tensor,
+    test_poses: torch.Tensor,
+) -> dict[str, float]:
+    """Fit the ridge probe on the training latents and score it on held-out ones.
+
+    The ridge strength is chosen among :data:`RIDGES` on the last quarter of the
+    training walk, then the probe is refitted on the whole training walk.
+
+    Returns:
+        R² per target and their mean (``"mean"``), on the held-out walk.
+    """
+    mean, std = train_latents.mean(0), train_latents.std(0) + 1e-8
+    x_train, x_test = (train_latents - mean) / std, (test_latents - mean) / std
+    split = int(0.75 * len(x_train))
+    best = max(
+        RIDGES,
+        key=lambda ridge: float(
+            r2_scores(
+                _predict(x_train[split:], _ridge_fit(x_train[:split], train_poses[:split], ridge)),
+                train_poses[split:],
+            ).mean()
+        ),
+    )
+    scores = r2_scores(_predict(x_test, _ridge_fit(x_train, train_poses, best)), test_poses)
+    result = {name: float(v) for name, v in zip(TARGETS, scores, strict=True)}
+    result["mean"] = float(scores.mean())
+    return result
+
+
+def evaluate(
+    plugin: type[RepresentationPlugin],
+    options: Any,
+    seed: int,
+    train_walk: Walk,
+    test_walk: Walk,
+    training_frames: int,
+) -> dict[str, float]:
+    """Build a stage, train it on ``training_frames`` frames of the walk, probe its latents.
+
+    Returns:
+        Held-out R² per target, ``mean``, and ``loss_first``/``loss_last`` when it trained.
+    """
+    torch.manual_seed(seed)
+    height, width, channels = train_walk.frames.shape[1:]
+    spec = ObservationSpec((height, width, channels), "uint8", "image")
+    stage = plugin().build(options, BuildContext("probe", seed), spec)
+    losses = train_stage(stage, train_walk, training_frames) if training_frames else []
+    result = probe_r2(
+        encode_all(stage, train_walk.frames),
+        torch.from_numpy(train_walk.poses),
+        encode_all(stage, test_walk.frames),
+        torch.from_numpy(test_walk.poses),
+    )
+    if losses:
+        result["loss_first"], result["loss_last"] = losses[0], losses[-1]
+    return result
