@@ -15,7 +15,18 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ["startup", "world_speed", "training_speed", "sb3_peer", "realtime", "soak"]
+BENCHMARKS = [
+    "startup",
+    "world_speed",
+    "training_speed",
+    "sb3_peer",
+    "realtime",
+    "soak",
+    "jepa",
+    "representation",
+    "cores",
+    "sweep_overhead",
+]
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,20 @@ class _BenchPlugins:
 
 def run() -> list[dict[str, object]]:
     """Run one minute of real-time control with training and report latency and jitter."""
+    return measure()
+
+
+def measure(
+    extra: Sequence[str] = (), label: str = "", command: str = COMMAND, steps: int = STEPS
+) -> list[dict[str, object]]:
+    """Run ``steps`` steps of real-time control with training; report latency and jitter.
+
+    Args:
+        extra: Further ``KEY=VALUE`` overrides of the measured experiment.
+        label: Appended to each row's name (what ``extra`` changes).
+        command: The command that reproduces the rows.
+        steps: Steps at 10 Hz.
+    """
     from rich.console import Console
 
     from pamiqx.experiment import apply_overrides, load_raw, resolve
@@ -97,6 +112,7 @@ def run() -> list[dict[str, object]]:
     from pamiqx.runtime.session import run_experiment
 
     manager = load_plugins()
+    _BenchPlugins.world = TickingWorld()
     bench = _BenchPlugins()
     manager.register_module(bench, "bench", "0", "bench.realtime")
     with tempfile.TemporaryDirectory() as logs:
@@ -106,10 +122,11 @@ def run() -> list[dict[str, object]]:
             sources,
             [
                 "environment.plugin=bench-ticking-world",
-                f"run.max_steps={STEPS}",
+                f"run.max_steps={steps}",
                 "run.device=cpu",
                 "tracking.enabled=false",
                 f'run.log_dir="{logs}"',
+                *extra,
             ],
         )
         resolved = resolve(data, sources, manager)
@@ -122,22 +139,22 @@ def run() -> list[dict[str, object]]:
     jitter_ms = np.abs(1e3 * np.diff(world.acted_at[10:]) - 100.0)
     return [
         {
-            "name": "real-time step latency p50 (10 Hz, training running)",
+            "name": f"real-time step latency p50 (10 Hz, training running){label}",
             "value": float(np.percentile(latency_ms, 50)),
             "unit": "ms",
-            "command": COMMAND,
+            "command": command,
         },
         {
-            "name": "real-time step latency p99 (target < 20 ms)",
+            "name": f"real-time step latency p99 (target < 20 ms){label}",
             "value": float(np.percentile(latency_ms, 99)),
             "unit": "ms",
-            "command": COMMAND,
+            "command": command,
         },
         {
-            "name": "control interval jitter p99 (target < 5 ms)",
+            "name": f"control interval jitter p99 (target < 5 ms){label}",
             "value": float(np.percentile(jitter_ms, 99)),
             "unit": "ms",
-            "command": COMMAND,
+            "command": command,
         },
     ]
 

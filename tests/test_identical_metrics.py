@@ -1,12 +1,24 @@
 """Restructuring must not change results: lock-step CPU runs give the metrics recorded before it.
 
-The files in ``tests/data`` were recorded on main before the 0.2 restructuring
-(issue 11) with the same command this test runs: the quickstart for 2,048 steps
-(RND, a batch mechanism), and three online mechanisms of pamiqx-fd-curiosity for
-768 steps (adversarial with the host's policy, unified and hierarchical owning
-theirs). Timing metrics (``perf/*``) are left out. To re-record after a change
-that is *meant* to change results, run ``python -m tests.test_identical_metrics``
-and say why in the commit.
+The files in ``tests/data`` were recorded with the same command this test runs:
+the quickstart for 2,048 steps (RND, a batch mechanism), and three online
+mechanisms of pamiqx-fd-curiosity for 768 steps (adversarial with the host's
+policy, unified and hierarchical owning theirs). Timing metrics (``perf/*``) are
+left out.
+
+The quickstart's file was recorded on main before the 0.2 restructuring (issue 11)
+and still matches. The three online mechanisms' files were re-recorded when the
+forward-dynamics mechanisms stopped building their own frozen random encoder and
+started predicting the latents of the host's representation stage: their
+experiment files now set ``[representation] plugin = "random"`` (the same kind of
+frozen random features, now drawn from the stage's own seeded generator and seen by
+the policy too, through ``[models.encoder] plugin = "mlp-encoder"``), which changes
+every number by design.
+
+To re-record after a change that is *meant* to change results, run
+``python -m tests.test_identical_metrics [FILE ...]`` (the data files to rewrite,
+e.g. ``adversarial-768-metrics.json``; all of them when none is named) and say why
+in the commit and here.
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ import json
 import sys
 import types
 from pathlib import Path
+from typing import cast
 
 import pytest
 from rich.console import Console
@@ -74,16 +87,22 @@ def test_lockstep_metrics_match_the_recording_made_before_the_restructuring(
     actual = record_metrics(experiment, steps, tmp_path)
     assert [r["step"] for r in actual] == [r["step"] for r in expected]
     for got, want in zip(actual, expected, strict=True):
-        assert set(got["metrics"]) == set(want["metrics"]), got["step"]  # type: ignore[arg-type]
+        metrics = cast(dict[str, float], got["metrics"])
+        assert set(metrics) == set(want["metrics"]), got["step"]
         # Float rounding only: any change of computation order or random draws moves
         # these numbers by far more than 1e-6.
-        assert got["metrics"] == pytest.approx(want["metrics"], rel=1e-6, abs=1e-9), got["step"]
+        assert metrics == pytest.approx(want["metrics"], rel=1e-6, abs=1e-9), got["step"]
 
 
 if __name__ == "__main__":  # re-record (see the module docstring)
     import tempfile
 
-    for name, (file, count) in CASES.items():
+    chosen = sys.argv[1:] or list(CASES)
+    unknown = sorted(set(chosen) - set(CASES))
+    if unknown:
+        sys.exit(f"unknown data files {unknown}; choose from {sorted(CASES)}")
+    for name in chosen:
+        file, count = CASES[name]
         with tempfile.TemporaryDirectory() as tmp:
             data = record_metrics(file, count, Path(tmp))
         (DATA / name).write_text(json.dumps(data, indent=1) + "\n")

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import random
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +27,9 @@ from pamiqx.testing import (
 )
 from tests.fake_dists import write_distribution
 from tests.runtime_helpers import install_recorder, tiny_maze
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ROOT / "experiments"
 
 # A stage that learns something simple (the mean of the frames it has trained
 # on, subtracted from each pooled frame) on its own schedule, and counts calls.
@@ -204,3 +211,44 @@ def test_each_observation_is_encoded_once_and_a_resumed_run_continues_exactly(
     pamiqx_recorder.METRICS.clear()
     assert _run(path, "run.max_steps=192", resume="latest") == 0
     assert metrics(after=64) == whole
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_jepa_run_survives_kill_9_and_resumes(tmp_path: Path) -> None:
+    """The small jepa configuration with RND: killed mid-run, resumed from its last checkpoint."""
+    logs = tmp_path / "logs"
+    overrides = [
+        "run.max_steps=768",
+        "run.checkpoint_every=128",
+        "run.device=cpu",
+        "policy.rollout_steps=128",
+        "policy.minibatch_size=128",
+        "tracking.enabled=false",
+        f"run.log_dir={logs}",
+    ]
+    command = [sys.executable, "-m", "pamiqx", "run", str(EXPERIMENTS / "jepa-rnd-maze.toml")]
+    proc = subprocess.Popen(
+        [*command, *overrides], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=ROOT
+    )
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not list(logs.glob("jepa-rnd-maze/*/checkpoints/step-*")):
+        time.sleep(0.1)
+    time.sleep(random.uniform(0.0, 2.0))  # somewhere mid-run, possibly mid-checkpoint
+    proc.kill()
+    proc.wait()
+    [run_dir] = (logs / "jepa-rnd-maze").iterdir()
+    killed_at = load_checkpoint(list_checkpoints(run_dir)[-1], "jepa-rnd-maze")[0]["step"]
+    assert 0 < killed_at < 768
+    resumed = subprocess.run(
+        [*command, *overrides, "--resume", "latest"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    state, meta = load_checkpoint(list_checkpoints(run_dir)[-1], "jepa-rnd-maze")
+    assert meta["step"] == state["step"] == 768
+    # The stage's whole state travelled: weights, EMA target, optimiser, buffer, counters.
+    assert state["representation"], "the jepa stage saved no state"

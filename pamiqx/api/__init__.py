@@ -18,6 +18,8 @@ What is here:
 * the policy contract of PPO: :class:`PolicyNetwork`, :class:`PolicyStep` and its
   heads (:class:`ActionDistribution`, :class:`DiscreteHead`,
   :class:`MultiDiscreteHead`, :class:`ValueHeads`);
+* the reference's recurrent cores (:class:`RecurrentStack` of QLSTM, QGRU or TTT
+  blocks over :func:`linear_scan`, :class:`CoreSizes` and :data:`REFERENCE_SIZES`);
 * shared building blocks: :func:`conv_trunk`, :class:`ConvEncoder`,
   :class:`MLPEncoder`, :class:`TokenEncoder`, :func:`orthogonal_init`, :func:`one_hot_actions`,
   :class:`RunningMeanStd`, :class:`ObservationNormalizer`, the locomotion action
@@ -71,6 +73,8 @@ from pamiqx.api.search import (
 )
 
 if TYPE_CHECKING:
+    from pamiqx.api.cores import REFERENCE_SIZES, CoreSizes, RecurrentStack, TTTLayer, linear_scan
+    from pamiqx.api.cores.layers import RMSNorm, SwiGLU
     from pamiqx.api.layers import (
         ConvEncoder,
         MLPEncoder,
@@ -110,6 +114,13 @@ _LAZY: dict[str, str] = {
     "PolicyNetwork": "pamiqx.api.policy",
     "PolicyStep": "pamiqx.api.policy",
     "ValueHeads": "pamiqx.api.policy",
+    "RecurrentStack": "pamiqx.api.cores",
+    "CoreSizes": "pamiqx.api.cores",
+    "REFERENCE_SIZES": "pamiqx.api.cores",
+    "TTTLayer": "pamiqx.api.cores",
+    "linear_scan": "pamiqx.api.cores",
+    "RMSNorm": "pamiqx.api.cores.layers",
+    "SwiGLU": "pamiqx.api.cores.layers",
     "ObservationNormalizer": "pamiqx.api.statistics",
     "RunningMeanStd": "pamiqx.api.statistics",
 }
@@ -130,11 +141,13 @@ __all__ = [
     "MULTI_DISCRETE_NAMES",
     "MULTI_DISCRETE_NVEC",
     "PLUGIN_KINDS",
+    "REFERENCE_SIZES",
     "ActionDistribution",
     "ActionSpec",
     "BuildContext",
     "Choice",
     "ConvEncoder",
+    "CoreSizes",
     "Curiosity",
     "CuriosityPlugin",
     "DiscreteHead",
@@ -156,11 +169,15 @@ __all__ = [
     "PluginKind",
     "PolicyNetwork",
     "PolicyStep",
+    "RMSNorm",
+    "RecurrentStack",
     "Representation",
     "RepresentationPlugin",
     "RunningMeanStd",
     "SearchDomain",
     "SearchSpace",
+    "SwiGLU",
+    "TTTLayer",
     "TokenEncoder",
     "Transitions",
     "Uniform",
@@ -168,6 +185,7 @@ __all__ = [
     "conv_trunk",
     "hookimpl",
     "image_batch",
+    "linear_scan",
     "locomotion_action_spec",
     "one_hot_actions",
     "one_hot_width",

@@ -77,6 +77,7 @@ class RecurrentStack(nn.Module):
         input_dim: Width of the inputs.
         width: Width of the outputs.
         state_dim: Width of the flat state.
+        state_widths: Each block's share of the state, in order.
         blocks: The blocks.
     """
 
@@ -108,8 +109,8 @@ class RecurrentStack(nn.Module):
             for _ in range(sizes.depth)
         )
         self.norm = RMSNorm(sizes.width)
-        self._widths = [block.mixer.state_dim for block in self._core_blocks()]
-        self.state_dim = sum(self._widths)
+        self.state_widths = [block.mixer.state_dim for block in self._core_blocks()]
+        self.state_dim = sum(self.state_widths)
 
     def _core_blocks(self) -> list[CoreBlock]:
         return [block for block in self.blocks if isinstance(block, CoreBlock)]
@@ -161,7 +162,7 @@ class RecurrentStack(nn.Module):
         self, x: Tensor, state: Tensor, keep: Tensor, regularize: bool, window: bool
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         h: Tensor = self.input(x)
-        parts = torch.split(state, self._widths, -1)
+        parts = torch.split(state, self.state_widths, -1)
         states, surprisals = [], []
         for block, part in zip(self._core_blocks(), parts, strict=True):
             run = block.window if window else block.step

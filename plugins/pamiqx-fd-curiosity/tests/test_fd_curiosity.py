@@ -1,4 +1,9 @@
-"""Tests of the forward-dynamics curiosity family: contract, formulas, agent side, threads."""
+"""Tests of the forward-dynamics curiosity family: contract, formulas, agent side, threads.
+
+The mechanisms predict the latents of the host's representation stage: the
+contract setups feed ``(32,)`` float32 vectors (the ``random`` stage's kind) and
+some tests ``(16, 8)`` tokens (the kind of the ``jepa`` stage).
+"""
 
 from __future__ import annotations
 
@@ -6,24 +11,42 @@ import copy
 import io
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from pamiqx_fd_curiosity.imagination import combine_errors, imagination_weights
-from pamiqx_fd_curiosity.mechanisms import AdversarialCuriosity, DeltaMinimizeCuriosity
+from pamiqx_fd_curiosity.mechanisms import (
+    AdversarialCuriosity,
+    DeltaMinimizeCuriosity,
+    ImaginationCuriosity,
+)
 from pamiqx_fd_curiosity.meta import MetaCuriosity, meta_coefficients, meta_targets
-from pamiqx_fd_curiosity.networks import standardise
+from pamiqx_fd_curiosity.networks import ForwardDynamics, standardise
 from pamiqx_fd_curiosity.plugin import (
     AdversarialOptions,
     AdversarialPlugin,
     DeltaMinimizeOptions,
     DeltaMinimizePlugin,
+    HierarchicalPlugin,
     MetaOptions,
     MetaPlugin,
+    TTTE2EPlugin,
+    TTTPlugin,
+    UnifiedPlugin,
 )
 
-from pamiqx.api import ActionSpec, Curiosity, CuriosityPlugin, Transitions
+from pamiqx.api import (
+    ActionSpec,
+    BuildContext,
+    Curiosity,
+    CuriosityPlugin,
+    ObservationSpec,
+    PluginError,
+    Transitions,
+    hookimpl,
+)
 from pamiqx.testing import (
     ContractSetup,
     ContractWorld,
@@ -32,8 +55,12 @@ from pamiqx.testing import (
 )
 
 MULTI = ActionSpec("multi_discrete", (3, 3, 2))
+# What the representation stage hands over: random-feature vectors, jepa-like tokens.
+VECTORS = ObservationSpec((32,), "float32", "vector")
+TOKENS = ObservationSpec((16, 8), "float32", "tokens")
+IMAGES = ObservationSpec((16, 16, 3), "uint8", "image")
 # Small networks where the test is about logic, not capacity.
-SMALL: dict[str, Any] = {"latent_dim": 32, "hidden_dim": 64, "encoder_channels": (16, 32)}
+SMALL: dict[str, Any] = {"hidden_dim": 64}
 PLUGINS: dict[str, tuple[type[CuriosityPlugin], type[Any]]] = {
     "adversarial": (AdversarialPlugin, AdversarialOptions),
     "delta-minimize": (DeltaMinimizePlugin, DeltaMinimizeOptions),
@@ -53,7 +80,7 @@ def _one_thread() -> Iterator[None]:
 
 def _small(name: str, **extra: Any) -> ContractSetup:
     plugin, options = PLUGINS[name]
-    return ContractSetup(plugin, options(**SMALL, **extra))
+    return ContractSetup(plugin, options(**SMALL, **extra), observation_spec=VECTORS)
 
 
 def _traced(plugin: type[CuriosityPlugin], attribute: str) -> type[CuriosityPlugin]:
@@ -121,6 +148,21 @@ def _familiar(setup: ContractSetup, curiosity: Curiosity, index: torch.Tensor) -
     return ContractWorld(setup, curiosity).frames[index % setup.frames]
 
 
+def _random_features_world(setup: ContractSetup, curiosity: Curiosity) -> ContractWorld:
+    """The contract world with frames like the ``random`` stage's: dense, layer-normed.
+
+    The contract's vector frames are one-hot, so a prediction error is tiny from
+    the start; a fixed random projection, standardised, gives each frame the
+    dense unit-scale latent that the ``random`` representation would.
+    """
+    world = ContractWorld(setup, curiosity)
+    generator = torch.Generator().manual_seed(0)
+    width = world.frames.shape[-1]
+    projection = torch.randn(width, width, generator=generator)
+    world.frames = standardise(world.frames @ projection)
+    return world
+
+
 def _train(setup: ContractSetup, updates: int) -> tuple[Curiosity, ContractWorld]:
     curiosity = setup.build()
     world = ContractWorld(setup, curiosity)
@@ -147,11 +189,13 @@ def test_plugins_register() -> None:
 
 
 def test_contract_adversarial() -> None:
-    check_curiosity_contract(ContractSetup(AdversarialPlugin))
+    check_curiosity_contract(ContractSetup(AdversarialPlugin, observation_spec=VECTORS))
 
 
 def test_contract_adversarial_multi_discrete() -> None:
-    check_curiosity_contract(ContractSetup(AdversarialPlugin, action_spec=MULTI))
+    check_curiosity_contract(
+        ContractSetup(AdversarialPlugin, observation_spec=VECTORS, action_spec=MULTI)
+    )
 
 
 def test_contract_delta_minimize() -> None:
@@ -165,7 +209,8 @@ def test_contract_delta_minimize() -> None:
     is higher for the novel frame than for familiar ones.
     """
     check_curiosity_contract(
-        ContractSetup(_traced(DeltaMinimizePlugin, "last_error")), reward_fn=_surprise
+        ContractSetup(_traced(DeltaMinimizePlugin, "last_error"), observation_spec=VECTORS),
+        reward_fn=_surprise,
     )
 
 
@@ -173,6 +218,7 @@ def test_contract_delta_minimize_multi_discrete() -> None:
     setup = ContractSetup(
         _traced(DeltaMinimizePlugin, "last_error"),
         DeltaMinimizeOptions(**SMALL),
+        observation_spec=VECTORS,
         action_spec=MULTI,
     )
     check_curiosity_contract(setup, reward_fn=_surprise)
@@ -187,7 +233,10 @@ def test_contract_meta() -> None:
     check compares ``+1 * mean(δ_1^2)`` as computed in the agent's step: a
     novel frame leaves a residual the top level has not learned to predict.
     """
-    check_curiosity_contract(ContractSetup(_traced(MetaPlugin, "last_components")), _top_level)
+    check_curiosity_contract(
+        ContractSetup(_traced(MetaPlugin, "last_components"), observation_spec=VECTORS),
+        _top_level,
+    )
 
 
 # -- formulas ---------------------------------------------------------------------------------
@@ -315,7 +364,11 @@ def test_mid_run_state_round_trip(name: str) -> None:
 
 
 def test_delta_minimize_scores_the_change_of_error() -> None:
-    setup = ContractSetup(_traced(DeltaMinimizePlugin, "last_error"), DeltaMinimizeOptions(**SMALL))
+    setup = ContractSetup(
+        _traced(DeltaMinimizePlugin, "last_error"),
+        DeltaMinimizeOptions(**SMALL),
+        observation_spec=VECTORS,
+    )
     curiosity, _ = _train(setup, 3)
     fresh_world = ContractWorld(setup, curiosity)
     batch = fresh_world.rollout()
@@ -331,11 +384,11 @@ def test_delta_minimize_scores_the_change_of_error() -> None:
 def test_fd_one_step_error_on_the_familiar_cycle_falls() -> None:
     setup = _small("adversarial")
     curiosity = setup.build()
-    world = ContractWorld(setup, curiosity)
+    world = _random_features_world(setup, curiosity)
     first_batch = world.rollout()
     first_metrics = curiosity.update(first_batch)
     first = first_metrics["error_1step"]
-    for _ in range(40):
+    for _ in range(60):
         metrics = curiosity.update(world.rollout())
     assert metrics["error_1step"] < 0.2 * first, (first, metrics["error_1step"])
     # The agent side's mean error since the previous update is reported too.
@@ -349,9 +402,9 @@ def test_fd_one_step_error_on_the_familiar_cycle_falls() -> None:
 def test_meta_levels_learn() -> None:
     setup = _small("meta")
     curiosity = setup.build()
-    world = ContractWorld(setup, curiosity)
+    world = _random_features_world(setup, curiosity)
     first = curiosity.update(world.rollout())
-    for _ in range(40):
+    for _ in range(60):
         metrics = curiosity.update(world.rollout())
     assert metrics["loss_level0"] < 0.2 * first["loss_level0"], (first, metrics)
     # maximize_top: the bottom level's component is <= 0, the top level's >= 0.
@@ -360,7 +413,11 @@ def test_meta_levels_learn() -> None:
 
 @pytest.fixture(scope="module")
 def trained_delta() -> tuple[ContractSetup, Curiosity, ContractWorld]:
-    setup = ContractSetup(_traced(DeltaMinimizePlugin, "last_error"), DeltaMinimizeOptions(**SMALL))
+    setup = ContractSetup(
+        _traced(DeltaMinimizePlugin, "last_error"),
+        DeltaMinimizeOptions(**SMALL),
+        observation_spec=VECTORS,
+    )
     curiosity, world = _train(setup, 60)
     return setup, curiosity, world
 
@@ -397,9 +454,7 @@ def test_delta_minimize_rewards_the_world_becoming_predictable(trained_delta: An
     index = torch.arange(steps + 1).unsqueeze(1) + torch.tensor([0, 1])
     observations = _familiar(setup, curiosity, index).clone()
     shape = observations[noise_from:noise_to].shape
-    observations[noise_from:noise_to] = torch.randint(
-        0, 256, shape, dtype=torch.uint8, generator=generator
-    )
+    observations[noise_from:noise_to] = torch.randn(shape, generator=generator)
     actions = (index[1:] % 4).long()
     rewards = _drive(curiosity, observations, actions)
     # rewards[t] scores o_{t+1}: noise arrives at t = noise_from - 1, the cycle at noise_to - 1.
@@ -471,9 +526,204 @@ def test_one_world_scores_and_trains(name: str, discrete: bool) -> None:
     """A single world ((1,) actions while acting, (T, 1) in a batch) is not a multi-discrete row."""
     plugin, options = PLUGINS[name]
     spec = ActionSpec("discrete", (4,)) if discrete else MULTI
-    setup = ContractSetup(plugin, options(**SMALL), action_spec=spec, envs=1, steps=8)
+    setup = ContractSetup(
+        plugin, options(**SMALL), observation_spec=VECTORS, action_spec=spec, envs=1, steps=8
+    )
     curiosity = setup.build()
     batch = ContractWorld(setup, curiosity).rollout()
     assert batch.intrinsic is not None and batch.intrinsic.shape == (8, 1)
     assert curiosity.rewards(batch).shape == (8, 1)
     assert "loss" in curiosity.update(batch)
+
+
+# -- the latents of the representation stage --------------------------------------------------
+
+LATENT_MECHANISMS: dict[str, type[CuriosityPlugin]] = {
+    "adversarial": AdversarialPlugin,
+    "delta-minimize": DeltaMinimizePlugin,
+    "meta": MetaPlugin,
+    "hierarchical": HierarchicalPlugin,
+    "unified": UnifiedPlugin,
+    "ttt": TTTPlugin,
+}
+
+
+@pytest.mark.parametrize("name", sorted(LATENT_MECHANISMS))
+def test_raw_images_are_refused_at_build_with_the_fix(name: str) -> None:
+    plugin = LATENT_MECHANISMS[name]
+    with pytest.raises(PluginError) as raised:
+        plugin().build(plugin.Options(), BuildContext("t", 0), IMAGES, ActionSpec("discrete", (4,)))
+    assert str(raised.value) == (
+        f"{name} predicts latents, not pixels: set [representation] plugin = "
+        '"random" (frozen random features) or "jepa", and [models.encoder] plugin = '
+        '"mlp-encoder" / "token-encoder".'
+    )
+
+
+def test_ttt_e2e_still_takes_images() -> None:
+    options = TTTE2EPlugin.Options(hidden_dim=32, ttt_dim=8, latent_dim=16, encoder_feature_dim=32)
+    built = TTTE2EPlugin().build(options, BuildContext("t", 0), IMAGES, MULTI)
+    assert built.policy_network({}) is not None
+
+
+@pytest.mark.parametrize("spec", [VECTORS, TOKENS], ids=["vectors", "tokens"])
+def test_the_latent_is_the_observation_predicted_whole(spec: ObservationSpec) -> None:
+    """o_t is the stage's latent as it is (tokens flattened): the FD predicts all of it.
+
+    With K = 1 adversarial's reward of the transition into ``o_{t+1}`` is
+    ``mean((fd(o_t, a_t) - o_{t+1})^2)`` over every value of the latent.
+    """
+    setup = ContractSetup(
+        AdversarialPlugin, AdversarialOptions(hidden_dim=16, max_imagination_steps=1), spec
+    )
+    curiosity = setup.build()
+    assert isinstance(curiosity, AdversarialCuriosity)
+    width = 1
+    for size in spec.shape:
+        width *= size
+    assert isinstance(curiosity.model, ForwardDynamics)
+    assert curiosity.model.head.out_features == width
+    generator = torch.Generator().manual_seed(0)
+    observations = torch.randn(5, 2, *spec.shape, generator=generator)
+    actions = torch.randint(0, 4, (4, 2), generator=generator)
+    rewards = _drive(curiosity, observations, actions)
+    flat = observations.reshape(5, 2, width)
+    hidden = torch.zeros(2, 16)
+    with torch.no_grad():
+        for t in range(4):
+            one_hot = torch.nn.functional.one_hot(actions[t], 4).float()
+            prediction, hidden = curiosity.model(flat[t], one_hot, hidden)
+            expected = (prediction - flat[t + 1]).pow(2).mean(dim=-1)
+            assert torch.allclose(rewards[t], expected, atol=1e-6), t
+
+
+@pytest.mark.parametrize("name", list(PLUGINS))
+def test_token_latents_score_and_train(name: str) -> None:
+    """On (16, 8) tokens the agent side matches the training side's replay, and training learns."""
+    plugin, options = PLUGINS[name]
+    setup = ContractSetup(plugin, options(**SMALL), TOKENS)
+    curiosity = setup.build()
+    generator = torch.Generator().manual_seed(0)
+    frames = standardise(torch.randn(4, 128, generator=generator)).reshape(4, 16, 8)
+    steps = 16
+    index = (torch.arange(steps + 1).unsqueeze(1) + torch.tensor([0, 1])) % 4
+    observations, actions = frames[index], index[1:] % 4
+    batch = Transitions(
+        observations[:-1], observations[1:], actions, torch.zeros(steps, 2, dtype=torch.bool)
+    )
+    first = curiosity.update(batch)["loss"]
+    for _ in range(30):
+        last = curiosity.update(batch)["loss"]
+    assert last < first
+    fresh = setup.build()  # a fresh agent side with the trained weights
+    fresh.load_state_dict(curiosity.state_dict())
+    rewards = _drive(fresh, observations, actions)
+    if isinstance(fresh, MetaCuriosity):
+        expected = fresh.level_rewards(batch).sum(0)
+    else:
+        assert isinstance(fresh, ImaginationCuriosity)
+        errors = fresh.prediction_errors(batch)
+        expected = errors
+        if isinstance(fresh, DeltaMinimizeCuriosity):
+            expected = torch.cat([torch.zeros(1, 2), -(errors[1:] - errors[:-1])])
+    assert torch.allclose(rewards, expected, atol=1e-5), rewards - expected
+
+
+# -- in the host ------------------------------------------------------------------------------
+
+_EXPERIMENT = """
+name = "fd-latents"
+seed = 0
+
+[run]
+max_steps = 64
+device = "cpu"
+mode = "lockstep"
+checkpoint_every = 0
+log_every = 32
+log_dir = "{log_dir}"
+
+[tracking]
+enabled = false
+
+[environment]
+plugin = "sim-maze"
+size = 16
+
+[representation]
+plugin = "random"
+latent_dim = 16
+channels = [8]
+
+[models.encoder]
+plugin = "mlp-encoder"
+feature_dim = 16
+
+[models.policy]
+plugin = "actor-critic"
+hidden = [16]
+
+[curiosity]
+plugin = "{plugin}"
+hidden_dim = 16
+{curiosity}
+
+[policy]
+rollout_steps = 32
+minibatch_size = 32
+epochs = 1
+{extra}
+"""
+
+
+@pytest.mark.parametrize("plugin", ["meta", "hierarchical"])
+def test_runs_in_the_host_on_the_random_stage(plugin: str, tmp_path: Path) -> None:
+    """A lock-step run: the random stage's latents reach the mechanism and it trains."""
+    from rich.console import Console
+
+    from pamiqx.experiment import load_experiment
+    from pamiqx.plugins.manager import load_plugins
+    from pamiqx.runtime.session import run_experiment
+
+    path = tmp_path / "exp.toml"
+    extra = "sequence_length = 8" if plugin == "hierarchical" else ""
+    path.write_text(
+        _EXPERIMENT.format(log_dir=tmp_path / "logs", plugin=plugin, curiosity="", extra=extra)
+    )
+    manager = load_plugins()
+    emitted: list[dict[str, float]] = []
+
+    class Recorder:
+        @hookimpl
+        def pamiqx_metrics_emitted(self, step: int, metrics: dict[str, float]) -> None:
+            emitted.append(dict(metrics))
+
+    manager.register_module(Recorder(), "test-recorder", "0", "recorder")
+    resolved = load_experiment(path, [], manager)
+    assert run_experiment(resolved, manager, console=Console(file=io.StringIO())) == 0
+    keys = set().union(*emitted)
+    wanted = "curiosity/loss" if plugin == "meta" else "loss/aux"
+    assert wanted in keys, sorted(keys)
+
+
+@pytest.fixture(scope="module")
+def manager() -> Any:
+    from pamiqx.plugins.manager import load_plugins
+
+    return load_plugins()
+
+
+@pytest.mark.parametrize("line", ["latent_dim = 64", "encoder_channels = [16, 32]"])
+@pytest.mark.parametrize("plugin", sorted(LATENT_MECHANISMS))
+def test_the_encoder_options_are_gone(plugin: str, line: str, manager: Any, tmp_path: Path) -> None:
+    """An experiment file still setting the old encoder's options fails validation, naming it."""
+    from pamiqx.api.errors import ExperimentError
+    from pamiqx.experiment import load_experiment
+
+    path = tmp_path / "exp.toml"
+    path.write_text(_EXPERIMENT.format(log_dir=tmp_path, plugin=plugin, curiosity=line, extra=""))
+    key = line.split()[0]
+    with pytest.raises(ExperimentError, match=rf"curiosity\.{key}\b.*unknown key"):
+        load_experiment(path, [], manager)
+    path.write_text(_EXPERIMENT.format(log_dir=tmp_path, plugin=plugin, curiosity="", extra=""))
+    assert load_experiment(path, [], manager).curiosity.entry.name == plugin

@@ -1,4 +1,8 @@
-"""Tests of ``hierarchical``: layered forward dynamics and policies in one owned network."""
+"""Tests of ``hierarchical``: layered forward dynamics and policies in one owned network.
+
+Layer 0 observes the representation stage's latents: ``(32,)`` vectors here, and
+``(16, 8)`` tokens (flattened) in the tests that say so.
+"""
 
 from __future__ import annotations
 
@@ -16,14 +20,9 @@ from pamiqx.api import ActionSpec, BuildContext, Curiosity, ObservationSpec, Tra
 from pamiqx.testing import ContractSetup, TrainingHarness, check_curiosity_contract
 
 MULTI = ActionSpec("multi_discrete", (3, 3, 2))
-IMAGES = ObservationSpec((16, 16, 3), "uint8", "image")
-SMALL: dict[str, Any] = {
-    "latent_dim": 16,
-    "hidden_dim": 32,
-    "goal_dim": 4,
-    "period": 2,
-    "encoder_channels": (16, 32),
-}
+VECTORS = ObservationSpec((32,), "float32", "vector")
+TOKENS = ObservationSpec((16, 8), "float32", "tokens")
+SMALL: dict[str, Any] = {"hidden_dim": 32, "goal_dim": 4, "period": 2}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -34,10 +33,12 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(previous)
 
 
-def _build(action_spec: ActionSpec = MULTI, **options: Any) -> HierarchicalCuriosity:
+def _build(
+    action_spec: ActionSpec = MULTI, spec: ObservationSpec = VECTORS, **options: Any
+) -> HierarchicalCuriosity:
     torch.manual_seed(0)
     built = HierarchicalPlugin().build(
-        HierarchicalOptions(**{**SMALL, **options}), BuildContext("t", 0), IMAGES, action_spec
+        HierarchicalOptions(**{**SMALL, **options}), BuildContext("t", 0), spec, action_spec
     )
     assert isinstance(built, HierarchicalCuriosity)
     return built
@@ -49,8 +50,8 @@ def _actions(spec: ActionSpec, *lead: int) -> torch.Tensor:
     return torch.stack([torch.randint(0, n, lead) for n in spec.nvec], dim=-1)
 
 
-def _images(*lead: int) -> torch.Tensor:
-    return torch.randint(0, 255, (*lead, 16, 16, 3), dtype=torch.uint8)
+def _latents(*lead: int, spec: ObservationSpec = VECTORS) -> torch.Tensor:
+    return torch.randn(*lead, *spec.shape)
 
 
 def _top_layer(curiosity: Curiosity, batch: Transitions) -> torch.Tensor:
@@ -65,7 +66,12 @@ def test_contract(spec: ActionSpec) -> None:
     """Every check; novelty is tested on the top layer's own error (c_top = +1, unblended)
     at each next observation, scored where that observation ends a top-layer period."""
     check_curiosity_contract(
-        ContractSetup(HierarchicalPlugin, HierarchicalOptions(**SMALL), action_spec=spec),
+        ContractSetup(
+            HierarchicalPlugin,
+            HierarchicalOptions(**SMALL),
+            observation_spec=VECTORS,
+            action_spec=spec,
+        ),
         _top_layer,
     )
 
@@ -75,7 +81,7 @@ def _warm_state(network: HierarchicalNetwork, spec: ActionSpec, batch: int) -> t
     hidden = network.initial_state(batch)
     with torch.no_grad():
         for _ in range(3):
-            out = network(_images(batch), hidden)
+            out = network(_latents(batch), hidden)
             hidden = network.fold_action(out.hidden, _actions(spec, batch), out.internal.sample())
     return hidden
 
@@ -86,7 +92,7 @@ def _warm_state(network: HierarchicalNetwork, spec: ActionSpec, batch: int) -> t
 def test_sequence_replays_the_step_by_step_chain(spec: ActionSpec, layers: int) -> None:
     network = _build(spec, num_layers=layers).hierarchical
     steps, batch = 9, 3
-    obs = _images(steps, batch)
+    obs = _latents(steps, batch)
     actions = _actions(spec, steps, batch)
     internal = torch.randn(steps, batch, network.internal_action_dim)
     resets = torch.zeros(steps, batch, dtype=torch.bool)
@@ -123,7 +129,7 @@ def test_goal_is_held_between_acting_steps_and_counts_only_there() -> None:
     acted = []
     for t in range(10):
         with torch.no_grad():
-            out = network(_images(batch), hidden, resets[t])
+            out = network(_latents(batch), hidden, resets[t])
             actions = _actions(MULTI, batch)
             z = out.internal.sample()
             extra = out.log_prob(actions, z) - out.dist.log_prob(actions)
@@ -150,7 +156,7 @@ def test_reward_follows_the_blended_formula_on_set_predictions() -> None:
     network = _build(ActionSpec("discrete", (4,)), blend=0.5).hierarchical
     layout = network.layout
     batch = 2
-    obs = _images(batch)
+    obs = _latents(batch)
     parts = layout.split(torch.zeros(batch, network.hidden_dim))
     parts = {k: torch.randn_like(v) for k, v in parts.items()}
     parts["action"] = F.one_hot(torch.tensor([1, 3]), 4).float()
@@ -180,7 +186,7 @@ def test_runs_in_float32_under_autocast() -> None:
     network = _build().hierarchical
     hidden = network.initial_state(2)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        out = network(_images(2), hidden)
+        out = network(_latents(2), hidden)
         folded = network.fold_action(out.hidden, _actions(MULTI, 2), out.internal.sample())
     assert out.hidden.dtype == folded.dtype == torch.float32
     assert out.values["int"].dtype == out.internal.mean.dtype == torch.float32
@@ -189,8 +195,8 @@ def test_runs_in_float32_under_autocast() -> None:
 def test_host_ppo_trains_the_owned_network() -> None:
     """The host's collector and learner drive the network: latent actions held, aux loss falls."""
     curiosity = _build()
-    harness = TrainingHarness(curiosity, IMAGES, MULTI)
-    frames = _images(4).numpy()
+    harness = TrainingHarness(curiosity, VECTORS, MULTI)
+    frames = _latents(4).numpy()
     batch = harness.collect(lambda t: frames[[t % 4, (t + 1) % 4]])
     assert batch.internal.abs().sum() > 0, "latent actions were not stored"
     # Held between the top layer's acting steps (every 2 steps here).
@@ -199,6 +205,36 @@ def test_host_ppo_trains_the_owned_network() -> None:
     metrics = harness.train(batch)
     first = metrics["loss/aux"]
     assert "hierarchical/error_1" in metrics
+    for _ in range(5):
+        last = harness.train(batch)["loss/aux"]
+    assert last < first
+
+
+def test_tokens_are_observed_whole() -> None:
+    """Layer 0 observes the flattened (16, 8) tokens and predicts all 128 values of them."""
+    curiosity = _build(spec=TOKENS)
+    network = curiosity.hierarchical
+    layer0 = network.layers[0]
+    assert layer0.fd_head.out_features == 128
+    tokens = _latents(2, spec=TOKENS)
+    assert torch.equal(network.encode(tokens), tokens.reshape(2, 128))
+    hidden = network.initial_state(2)
+    with torch.no_grad():
+        first = network(tokens, hidden)
+        hidden = network.fold_action(first.hidden, _actions(MULTI, 2), first.internal.sample())
+        pred = network.layout.split(hidden)["pred0"].clone()
+        second = network(tokens, hidden)
+    # Both layers act at step 0 of the cycle; at step 1 only layer 0 scores its prediction.
+    expected = 0.5 * -(pred - tokens.reshape(2, 128)).pow(2).mean(dim=-1)
+    assert torch.allclose(second.intrinsic, expected, atol=1e-6)
+
+
+def test_host_ppo_trains_the_owned_network_on_tokens() -> None:
+    curiosity = _build(spec=TOKENS)
+    harness = TrainingHarness(curiosity, TOKENS, MULTI)
+    frames = _latents(4, spec=TOKENS).numpy()
+    batch = harness.collect(lambda t: frames[[t % 4, (t + 1) % 4]])
+    first = harness.train(batch)["loss/aux"]
     for _ in range(5):
         last = harness.train(batch)["loss/aux"]
     assert last < first

@@ -1,4 +1,9 @@
-"""Tests of the mechanisms that own the policy network: unified, ttt and ttt-e2e."""
+"""Tests of the mechanisms that own the policy network: unified, ttt and ttt-e2e.
+
+``unified`` and ``ttt`` take the representation stage's latents (``(32,)``
+vectors here, ``(16, 8)`` tokens where a test says so); ``ttt-e2e`` trains its own
+encoder on the world's images.
+"""
 
 from __future__ import annotations
 
@@ -19,17 +24,14 @@ from pamiqx_fd_curiosity.plugin import (
 )
 from pamiqx_fd_curiosity.unified import TTTCore, UnifiedCuriosity, UnifiedNetwork
 
-from pamiqx.api import ActionSpec, BuildContext, ObservationSpec, Transitions
+from pamiqx.api import ActionSpec, BuildContext, ObservationSpec, PluginError, Transitions
 from pamiqx.testing import ContractSetup, TrainingHarness, check_curiosity_contract
 
 MULTI = ActionSpec("multi_discrete", (3, 3, 2))
-SMALL: dict[str, Any] = {
-    "latent_dim": 16,
-    "hidden_dim": 32,
-    "internal_dim": 4,
-    "encoder_channels": (16, 32),
-}
+SMALL: dict[str, Any] = {"hidden_dim": 32, "internal_dim": 4}
 TTT_SMALL: dict[str, Any] = {**SMALL, "ttt_dim": 8}
+VECTORS = ObservationSpec((32,), "float32", "vector")
+TOKENS = ObservationSpec((16, 8), "float32", "tokens")
 IMAGES = ObservationSpec((16, 16, 3), "uint8", "image")
 
 
@@ -41,9 +43,15 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(previous)
 
 
-def _build(plugin: Any, options: Any, action_spec: ActionSpec = MULTI) -> Any:
+def _build(
+    plugin: Any, options: Any, action_spec: ActionSpec = MULTI, spec: ObservationSpec = VECTORS
+) -> Any:
     torch.manual_seed(0)
-    return plugin().build(options, BuildContext("t", 0), IMAGES, action_spec)
+    return plugin().build(options, BuildContext("t", 0), spec, action_spec)
+
+
+def _latents(*lead: int, spec: ObservationSpec = VECTORS) -> torch.Tensor:
+    return torch.randn(*lead, *spec.shape)
 
 
 def _excitatory(curiosity: Any, batch: Transitions) -> torch.Tensor:
@@ -64,23 +72,37 @@ def _excitatory(curiosity: Any, batch: Transitions) -> torch.Tensor:
 
 
 def test_contract_unified() -> None:
-    check_curiosity_contract(ContractSetup(UnifiedPlugin, UnifiedOptions(**SMALL)))
+    check_curiosity_contract(
+        ContractSetup(UnifiedPlugin, UnifiedOptions(**SMALL), observation_spec=VECTORS)
+    )
 
 
 def test_contract_unified_multi_discrete() -> None:
     check_curiosity_contract(
-        ContractSetup(UnifiedPlugin, UnifiedOptions(**SMALL), action_spec=MULTI)
+        ContractSetup(
+            UnifiedPlugin, UnifiedOptions(**SMALL), observation_spec=VECTORS, action_spec=MULTI
+        )
     )
 
 
 def test_contract_ttt() -> None:
     """Every check; novelty is tested on the excitatory part of the surprisal (see CURIOSITY.md)."""
-    check_curiosity_contract(ContractSetup(TTTPlugin, TTTOptions(**TTT_SMALL)), _excitatory)
+    setup = ContractSetup(TTTPlugin, TTTOptions(**TTT_SMALL), observation_spec=VECTORS)
+    check_curiosity_contract(setup, _excitatory)
 
 
 def test_contract_ttt_e2e() -> None:
-    options = TTTE2EOptions(**TTT_SMALL, encoder_feature_dim=32)
-    check_curiosity_contract(ContractSetup(TTTE2EPlugin, options), _excitatory)
+    """ttt-e2e still trains its own encoder on the world's images (the ``pixels`` stage)."""
+    options = TTTE2EOptions(**TTT_SMALL, latent_dim=16, encoder_feature_dim=32)
+    check_curiosity_contract(
+        ContractSetup(TTTE2EPlugin, options, observation_spec=IMAGES), _excitatory
+    )
+
+
+def test_ttt_e2e_refuses_latents() -> None:
+    options = TTTE2EOptions(**TTT_SMALL, latent_dim=16, encoder_feature_dim=32)
+    with pytest.raises(PluginError, match=r'vector .*\[representation\] plugin = "pixels"'):
+        _build(TTTE2EPlugin, options, spec=VECTORS)
 
 
 @pytest.mark.parametrize(
@@ -90,7 +112,7 @@ def test_contract_ttt_e2e() -> None:
 def test_sequence_replays_the_step_by_step_chain(plugin: Any, options: Any) -> None:
     network = _build(plugin, options).policy_network({})
     steps, batch = 6, 3
-    obs = torch.randint(0, 255, (steps, batch, 16, 16, 3), dtype=torch.uint8)
+    obs = _latents(steps, batch)
     actions = torch.stack([torch.randint(0, n, (steps, batch)) for n in MULTI.nvec], dim=-1)
     internal = torch.randn(steps, batch, 4)
     resets = torch.zeros(steps, batch, dtype=torch.bool)
@@ -114,13 +136,14 @@ def test_sequence_replays_the_step_by_step_chain(plugin: Any, options: Any) -> N
 
 def test_unified_reward_is_the_error_of_the_last_prediction() -> None:
     network = _build(UnifiedPlugin, UnifiedOptions(**SMALL)).policy_network({})
-    obs = torch.randint(0, 255, (2, 16, 16, 3), dtype=torch.uint8)
+    obs = _latents(2)
     first = network(obs, network.initial_state(2))
     assert torch.equal(first.intrinsic, torch.zeros(2)), (
         "nothing was predicted before the first step"
     )
     parts = network.layout.split(first.hidden)
-    expected = (parts["pred"] - network._encode(obs)).pow(2).mean(dim=-1)
+    # The latent is the observation itself: the stage's vector, predicted whole.
+    expected = (parts["pred"] - obs).pow(2).mean(dim=-1)
     second = network(obs, first.hidden)
     assert torch.allclose(second.intrinsic, expected, atol=1e-6)
 
@@ -139,7 +162,7 @@ def test_ttt_fast_weights_learn_a_repeated_input() -> None:
 def test_ttt_reward_follows_the_formula_with_fatigue() -> None:
     curiosity = _build(TTTPlugin, TTTOptions(**TTT_SMALL))
     network: UnifiedNetwork = curiosity.unified
-    obs = torch.randint(0, 255, (5, 1, 16, 16, 3), dtype=torch.uint8)
+    obs = _latents(5, 1)
     hidden = network.initial_state(1)
     fatigue, long_mean = 0.0, None
     c = network.coefficients
@@ -162,8 +185,8 @@ def test_ttt_reward_follows_the_formula_with_fatigue() -> None:
 def test_host_ppo_trains_the_owned_network() -> None:
     """The host's collector and learner drive the network: internal actions kept, aux loss falls."""
     curiosity: UnifiedCuriosity = _build(UnifiedPlugin, UnifiedOptions(**SMALL))
-    harness = TrainingHarness(curiosity, IMAGES, MULTI)
-    frames = torch.randint(0, 255, (4, 16, 16, 3), dtype=torch.uint8).numpy()
+    harness = TrainingHarness(curiosity, VECTORS, MULTI)
+    frames = _latents(4).numpy()
     batch = harness.collect(lambda t: frames[[t % 4, (t + 1) % 4]])
     assert batch.internal.abs().sum() > 0, "internal actions were not stored"
     assert batch.rewards_int_online[1:].abs().sum() > 0, "the network's rewards did not arrive"
@@ -177,14 +200,47 @@ def test_host_ppo_trains_the_owned_network() -> None:
     "plugin,options",
     [
         (UnifiedPlugin, UnifiedOptions(**SMALL)),
-        (HierarchicalPlugin, HierarchicalOptions(latent_dim=16, hidden_dim=32, goal_dim=4)),
+        (HierarchicalPlugin, HierarchicalOptions(hidden_dim=32, goal_dim=4)),
     ],
 )
 def test_one_discrete_world_folds_its_action_as_one_hot(plugin: Any, options: Any) -> None:
     """A single world's discrete action, shape (1,), is one action, not a multi-discrete row."""
     network = _build(plugin, options, ActionSpec("discrete", (5,))).policy_network({})
-    step = network(torch.zeros(1, 16, 16, 3, dtype=torch.uint8), network.initial_state(1))
+    step = network(torch.zeros(1, 32), network.initial_state(1))
     internal = None if step.internal is None else step.internal.sample()
     hidden = network.fold_action(step.hidden, torch.tensor([3]), internal)
     action = network.layout.split(hidden)["action"]
     assert torch.equal(action, torch.tensor([[0.0, 0.0, 0.0, 1.0, 0.0]]))
+
+
+@pytest.mark.parametrize(
+    "plugin,options",
+    [(UnifiedPlugin, UnifiedOptions(**SMALL)), (TTTPlugin, TTTOptions(**TTT_SMALL))],
+)
+def test_tokens_are_predicted_whole(plugin: Any, options: Any) -> None:
+    """(16, 8) tokens are flattened: the network predicts all 128 values and scores them."""
+    network = _build(plugin, options, spec=TOKENS).policy_network({})
+    assert network.predictor.out_features == 128
+    tokens = _latents(2, spec=TOKENS)
+    with torch.no_grad():
+        first = network(tokens, network.initial_state(2))
+        hidden = network.fold_action(first.hidden, torch.zeros(2, 3, dtype=torch.long), None)
+        pred = network.layout.split(hidden)["pred"]
+        second = network(tokens, hidden)
+    assert pred.shape == (2, 128)
+    if plugin is UnifiedPlugin:
+        expected = (pred - tokens.reshape(2, 128)).pow(2).mean(dim=-1)
+        assert torch.allclose(second.intrinsic, expected, atol=1e-6)
+    else:
+        assert bool((second.intrinsic != 0).all()) and bool(torch.isfinite(second.intrinsic).all())
+
+
+def test_host_ppo_trains_the_owned_network_on_tokens() -> None:
+    curiosity: UnifiedCuriosity = _build(UnifiedPlugin, UnifiedOptions(**SMALL), spec=TOKENS)
+    harness = TrainingHarness(curiosity, TOKENS, MULTI)
+    frames = _latents(4, spec=TOKENS).numpy()
+    batch = harness.collect(lambda t: frames[[t % 4, (t + 1) % 4]])
+    first = harness.train(batch)["loss/aux"]
+    for _ in range(5):
+        last = harness.train(batch)["loss/aux"]
+    assert last < first

@@ -1,8 +1,10 @@
 """The online curiosity plumbing every forward-dynamics mechanism shares.
 
-:class:`ForwardDynamicsCuriosity` holds the frozen encoder, the trained FD
-model(s) and their inference copy guarded by a lock; it trains, syncs the
-weights into the agent's copy and saves the checkpoint state. Subclasses
+:class:`ForwardDynamicsCuriosity` holds the trained FD model(s) and their
+inference copy guarded by a lock; it trains, syncs the weights into the agent's
+copy and saves the checkpoint state. The latent ``o_t`` is the observation the
+host hands over: the output of the run's representation stage, flattened
+(:func:`~pamiqx_fd_curiosity.networks.flatten_latents`). Subclasses
 (:mod:`pamiqx_fd_curiosity.mechanisms`, :mod:`pamiqx_fd_curiosity.meta`) provide
 the agent-side scoring and the training loss.
 """
@@ -12,15 +14,13 @@ from __future__ import annotations
 import abc
 import copy
 import threading
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
-from pamiqx.api import ActionSpec, Curiosity, Transitions, one_hot_actions
-
-if TYPE_CHECKING:
-    from pamiqx_fd_curiosity.networks import RandomEncoder
+from pamiqx.api import ActionSpec, Curiosity, ObservationSpec, Transitions, one_hot_actions
+from pamiqx_fd_curiosity.networks import flatten_latents, latent_width
 
 
 class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
@@ -30,15 +30,15 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
     the inference copy ``agent_model`` and the agent-side state;
     :meth:`update` runs in the training thread and trains ``model``, then
     copies its weights into ``agent_model``. ``lock`` guards the inference
-    copy and the agent-side state. The encoder is frozen, so both threads
-    may run it concurrently.
+    copy and the agent-side state.
 
     Training starts each batch from the recurrent state the previous batch
     ended in (the batches of a run are consecutive per world; a batch with a
     different number of worlds starts from zeros).
 
     Attributes:
-        encoder: The frozen latent encoder.
+        observation_spec: The latents the representation stage hands over.
+        latent_dim: Width of the flat latent ``o_t`` (``N * D`` for tokens).
         model: The trained forward-dynamics model(s).
         agent_model: The agent's inference copy of ``model``.
         optimizer: Adam over ``model``.
@@ -49,7 +49,7 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
 
     def __init__(
         self,
-        encoder: RandomEncoder,
+        observation_spec: ObservationSpec,
         model: nn.Module,
         action_spec: ActionSpec,
         device: str,
@@ -60,7 +60,7 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
         """Move the models to ``device`` and create the optimizer and the inference copy.
 
         Args:
-            encoder: The frozen encoder.
+            observation_spec: The latents the representation stage hands over.
             model: The FD model (or a module holding several).
             action_spec: The action space (for the one-hot encoding).
             device: Where everything lives.
@@ -69,7 +69,8 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
             epochs: Gradient steps per :meth:`update`.
         """
         self.device = torch.device(device)
-        self.encoder = encoder.to(self.device)
+        self.observation_spec = observation_spec
+        self.latent_dim = latent_width(observation_spec)
         self.model = model.to(self.device)
         self.agent_model = copy.deepcopy(self.model).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
@@ -121,8 +122,12 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
     # -- the Curiosity interface ----------------------------------------------------------
 
     def modules(self) -> dict[str, nn.Module]:
-        """Return the encoder, the trained FD and its inference copy."""
-        return {"encoder": self.encoder, "fd": self.model, "fd_agent": self.agent_model}
+        """Return the trained FD and its inference copy."""
+        return {"fd": self.model, "fd_agent": self.agent_model}
+
+    def latents(self, observations: Tensor) -> Tensor:
+        """Return float32 ``(..., latent_dim)`` latents ``o_t`` of ``(..., *obs_shape)`` ones."""
+        return flatten_latents(observations.to(self.device), self.observation_spec)
 
     def encode_actions(self, actions: Tensor) -> Tensor:
         """One-hot encode actions for the FD."""
@@ -142,7 +147,7 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
         """Score the observation that just arrived against the FD's predictions of it.
 
         Args:
-            observation: ``(E, *obs_shape)`` ``o_t``.
+            observation: ``(E, *obs_shape)`` the latent ``o_t``.
             action: ``(E, ...)`` ``a_{t-1}``, None on the first step.
             episode_start: ``(E,)`` ``o_t`` starts an episode (reward 0 there,
                 and the FD's state and pending predictions are reset).
@@ -151,7 +156,7 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
             ``(E,)`` reward of the transition into ``o_t``, or None on the first step.
         """
         with torch.no_grad():
-            latent = self.encoder(observation.to(self.device))
+            latent = self.latents(observation)
             starts = episode_start.to(self.device, torch.bool).reshape(-1)
             with self.lock:
                 if action is None or not self._agent_ready(latent.shape[0]):
@@ -167,8 +172,8 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
             of what the agent side scored since the previous update.
         """
         with torch.no_grad():
-            latents = self.encoder(batch.observations.to(self.device))
-            next_latents = self.encoder(batch.next_observations.to(self.device))
+            latents = self.latents(batch.observations)
+            next_latents = self.latents(batch.next_observations)
         actions = self.encode_actions(batch.actions)
         dones = batch.dones.to(self.device, torch.bool)
         num_envs = int(dones.shape[1])
@@ -218,7 +223,6 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
             agent = self._agent_state()
         train_hidden = self.train_hidden
         return {
-            "encoder": self.encoder.state_dict(),
             "fd": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "train_hidden": None if train_hidden is None else train_hidden.detach().clone(),
@@ -227,7 +231,6 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; the inference copy gets the restored weights."""
-        self.encoder.load_state_dict(state["encoder"])
         self.model.load_state_dict(state["fd"])
         self.optimizer.load_state_dict(state["optimizer"])
         hidden = state["train_hidden"]

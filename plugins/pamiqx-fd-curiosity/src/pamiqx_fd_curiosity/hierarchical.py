@@ -5,7 +5,9 @@
 model (a GRU cell and a linear head) and its own recurrent policy (a GRU cell
 and heads):
 
-* Layer 0 observes the latent ``x_0 = o_t`` of the frozen random encoder;
+* Layer 0 observes the latent ``x_0 = o_t``, the output of the run's
+  representation stage (``random`` features, the reference's I-JEPA tokens
+  ``jepa``; tokens flattened, so the whole latent is predicted);
   layer ``i+1`` observes ``x_{i+1}``, the layer-normed (no affine) FD state of
   layer ``i``, sampled at the steps layer ``i+1`` acts.
 * Each layer's policy takes ``[x_i, goal_i]``, where the goal is the latest
@@ -86,7 +88,7 @@ from torch import Tensor
 
 from pamiqx.api import ActionSpec, ObservationSpec, Transitions
 from pamiqx_fd_curiosity.hierarchical_network import HierarchicalNetwork
-from pamiqx_fd_curiosity.networks import RandomEncoder
+from pamiqx_fd_curiosity.networks import FlatLatent, latent_width
 from pamiqx_fd_curiosity.owned import OwnedPolicyCuriosity
 
 
@@ -96,18 +98,18 @@ class HierarchicalCuriosity(OwnedPolicyCuriosity):
     def __init__(
         self, options: Any, observation_spec: ObservationSpec, action_spec: ActionSpec, device: str
     ) -> None:
-        """Build the frozen encoder and the network on ``device``.
+        """Build the network on ``device`` for the stage's latents.
 
         Args:
             options: :class:`~pamiqx_fd_curiosity.plugin.HierarchicalOptions`.
-            observation_spec: What the world observes (images or vectors).
+            observation_spec: The latents the representation stage hands over
+                (vectors, or tokens flattened).
             action_spec: The world's action space (layer 0's action).
             device: Where the network lives.
         """
-        encoder = RandomEncoder(observation_spec, options.latent_dim, options.encoder_channels)
         network = HierarchicalNetwork(
-            encoder,
-            options.latent_dim,
+            FlatLatent(),
+            latent_width(observation_spec),
             action_spec,
             num_layers=options.num_layers,
             period=options.period,

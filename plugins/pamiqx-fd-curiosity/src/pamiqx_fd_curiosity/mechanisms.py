@@ -23,7 +23,7 @@ from pamiqx_fd_curiosity.imagination import (
     imagination_weights,
     weighted_loss,
 )
-from pamiqx_fd_curiosity.networks import ForwardDynamics, RandomEncoder
+from pamiqx_fd_curiosity.networks import ForwardDynamics, latent_width
 
 if TYPE_CHECKING:
     from pamiqx_fd_curiosity.plugin import ImaginationOptions
@@ -47,21 +47,20 @@ class ImaginationCuriosity(ForwardDynamicsCuriosity):
         action_spec: ActionSpec,
         device: str,
     ) -> None:
-        """Build the encoder, the FD and the optimizer on ``device``.
+        """Build the FD and the optimizer on ``device``.
 
         Args:
             options: The plugin's options.
-            observation_spec: What the environment observes.
+            observation_spec: The latents ``o_t`` (vectors or tokens) the representation
+                stage hands over.
             action_spec: The action space.
             device: Where everything lives.
         """
         model = ForwardDynamics(
-            options.latent_dim, one_hot_width(action_spec.nvec), options.hidden_dim
+            latent_width(observation_spec), one_hot_width(action_spec.nvec), options.hidden_dim
         )
-        # After the FD: the order modules draw from the seeded RNG fixes a run's results.
-        encoder = RandomEncoder(observation_spec, options.latent_dim, options.encoder_channels)
         super().__init__(
-            encoder,
+            observation_spec,
             model,
             action_spec,
             device,
@@ -129,8 +128,8 @@ class ImaginationCuriosity(ForwardDynamicsCuriosity):
             ``(T, E)`` ``e_t`` of each transition's next observation (0 where ``dones``).
         """
         assert isinstance(self.model, ForwardDynamics)
-        latents = self.encoder(batch.observations.to(self.device))
-        next_latents = self.encoder(batch.next_observations.to(self.device))
+        latents = self.latents(batch.observations)
+        next_latents = self.latents(batch.next_observations)
         dones = batch.dones.to(self.device, torch.bool)
         errors, valid, _ = imagination_errors(
             self.model,

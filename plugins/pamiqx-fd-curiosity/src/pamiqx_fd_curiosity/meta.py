@@ -15,7 +15,7 @@ from pamiqx.api import ActionSpec, ObservationSpec, Transitions, one_hot_width
 from pamiqx_fd_curiosity.base import ForwardDynamicsCuriosity
 from pamiqx_fd_curiosity.networks import (
     ForwardDynamics,
-    RandomEncoder,
+    latent_width,
     run_sequence,
     standardise,
 )
@@ -97,22 +97,22 @@ class MetaCuriosity(ForwardDynamicsCuriosity):
         action_spec: ActionSpec,
         device: str,
     ) -> None:
-        """Build the encoder, the L FD levels and their optimizer on ``device``.
+        """Build the L FD levels and their optimizer on ``device``.
 
         Args:
             options: The plugin's options.
-            observation_spec: What the environment observes.
+            observation_spec: The latents ``o_t`` (vectors or tokens) the representation
+                stage hands over.
             action_spec: The action space.
             device: Where everything lives.
         """
+        width = latent_width(observation_spec)
         levels = nn.ModuleList(
-            ForwardDynamics(options.latent_dim, one_hot_width(action_spec.nvec), options.hidden_dim)
+            ForwardDynamics(width, one_hot_width(action_spec.nvec), options.hidden_dim)
             for _ in range(options.num_meta_levels)
         )
-        # After the FD: the order modules draw from the seeded RNG fixes a run's results.
-        encoder = RandomEncoder(observation_spec, options.latent_dim, options.encoder_channels)
         super().__init__(
-            encoder,
+            observation_spec,
             levels,
             action_spec,
             device,
@@ -211,8 +211,8 @@ class MetaCuriosity(ForwardDynamicsCuriosity):
         Returns:
             ``(L, T, E)`` ``c_i * mean(δ_i^2)`` of each transition (0 where ``dones``).
         """
-        latents = self.encoder(batch.observations.to(self.device))
-        next_latents = self.encoder(batch.next_observations.to(self.device))
+        latents = self.latents(batch.observations)
+        next_latents = self.latents(batch.next_observations)
         dones = batch.dones.to(self.device, torch.bool)
         predictions, _ = self._run_levels(
             latents,

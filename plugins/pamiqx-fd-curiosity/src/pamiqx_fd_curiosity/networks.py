@@ -1,8 +1,11 @@
-"""The models every forward-dynamics mechanism shares.
+"""The latent observation and the models every forward-dynamics mechanism shares.
 
-* :class:`RandomEncoder`: the frozen random-feature encoder giving the latent
-  observation ``o_t`` (the reference trains an I-JEPA ViT online; a fixed
-  random encoder is the simple option).
+* :func:`latent_width` and :func:`flatten_latents`: the latent ``o_t`` is what the
+  host's representation stage hands the mechanism (``[representation]``: the
+  frozen ``random`` features, the reference's online I-JEPA tokens ``jepa``...);
+  vectors are used as they are, ``(N, D)`` tokens flattened to ``N * D``, so the
+  prediction target is always the full latent. Raw images are refused at build
+  (:func:`pamiqx_fd_curiosity.plugin.require_latents`).
 * :class:`ForwardDynamics`: ``fd(o_t, a_t, g_t) -> (ô_{t+1}, g_{t+1})``, a GRU cell
   over ``[o_t, one-hot(a_t)]`` and a linear head; :func:`run_sequence` runs it
   over a time-major sequence.
@@ -17,8 +20,6 @@ from torch import Tensor, nn
 from pamiqx.api import ObservationSpec
 
 STANDARDISE_EPS = 1e-6
-_FRAME_EPS = 1e-5
-_POOLED_SIZE = 4
 
 
 def standardise(x: Tensor, eps: float = STANDARDISE_EPS) -> Tensor:
@@ -28,77 +29,34 @@ def standardise(x: Tensor, eps: float = STANDARDISE_EPS) -> Tensor:
     return (x - mean) / (std + eps)
 
 
-class RandomEncoder(nn.Module):
-    """A frozen random-feature encoder giving the latent observation ``o_t``.
+def latent_width(observation_spec: ObservationSpec) -> int:
+    """Return the width of the flat latent ``o_t``: ``D`` for vectors, ``N * D`` for tokens."""
+    width = 1
+    for size in observation_spec.shape:
+        width *= size
+    return width
 
-    Images ``(H, W, C)`` (uint8) are standardised per frame, passed through
-    random ReLU convolutions (stride 2 while the map is at least 8 pixels),
-    average-pooled to 4x4 and projected to ``latent_dim``; vectors go through a
-    random two-layer MLP. The output is layer-normed (no affine), so every
-    latent dimension has unit scale and prediction errors are comparable
-    across worlds. Nothing here trains.
 
-    Attributes:
-        obs_shape: Shape of one observation.
-        latent_dim: Size of ``o_t``.
+def flatten_latents(observations: Tensor, observation_spec: ObservationSpec) -> Tensor:
+    """Turn ``(..., *spec.shape)`` latents into float32 ``(..., width)`` vectors.
+
+    Args:
+        observations: Latents as the representation stage produced them.
+        observation_spec: Their spec (vectors or tokens).
+
+    Returns:
+        The latents with each observation flattened (tokens in order), detached.
     """
+    lead = observations.dim() - len(observation_spec.shape)
+    return observations.detach().flatten(start_dim=lead).float()
 
-    def __init__(
-        self,
-        observation_spec: ObservationSpec,
-        latent_dim: int,
-        channels: tuple[int, ...] = (32, 64, 64),
-        hidden: int = 256,
-    ) -> None:
-        """Build the encoder with torch's (seeded) global generator.
 
-        Args:
-            observation_spec: What the environment observes.
-            latent_dim: Size of the latent observation.
-            channels: Channels of the convolutions (images).
-            hidden: Width of the MLP's hidden layer (vectors).
-        """
-        super().__init__()
-        self.obs_shape = tuple(observation_spec.shape)
-        self.latent_dim = latent_dim
-        self.image = observation_spec.kind == "image"
-        layers: list[nn.Module] = []
-        if self.image:
-            height, width, prev = self.obs_shape
-            size = min(height, width)
-            for out in channels:
-                if size >= 8:
-                    layers += [nn.Conv2d(prev, out, 4, 2, 1), nn.ReLU()]
-                    size //= 2
-                else:
-                    layers += [nn.Conv2d(prev, out, 3, 1, 1), nn.ReLU()]
-                prev = out
-            layers += [
-                nn.AdaptiveAvgPool2d(_POOLED_SIZE),
-                nn.Flatten(),
-                nn.Linear(prev * _POOLED_SIZE**2, latent_dim),
-            ]
-        else:
-            layers += [
-                nn.Linear(self.obs_shape[0], hidden),
-                nn.ReLU(),
-                nn.Linear(hidden, latent_dim),
-            ]
-        self.net = nn.Sequential(*layers)
-        self.norm = nn.LayerNorm(latent_dim, elementwise_affine=False)
-        self.requires_grad_(False)
+class FlatLatent(nn.Module):
+    """``(B, *shape)`` latents to ``(B, width)`` float32 vectors: the owned networks' input."""
 
     def forward(self, observations: Tensor) -> Tensor:
-        """Encode ``(..., *obs_shape)`` observations to ``(..., latent_dim)`` latents."""
-        lead = observations.shape[: observations.dim() - len(self.obs_shape)]
-        x = observations.detach().reshape(-1, *self.obs_shape).float()
-        if self.image:
-            x = x.permute(0, 3, 1, 2)
-            mean = x.mean(dim=(1, 2, 3), keepdim=True)
-            std = x.std(dim=(1, 2, 3), keepdim=True, unbiased=False)
-            x = (x - mean) / (std + _FRAME_EPS)
-        latent: Tensor = self.norm(self.net(x))
-        return latent.reshape(*lead, self.latent_dim)
+        """Flatten each observation of the batch (tokens in order)."""
+        return observations.detach().flatten(start_dim=1).float()
 
 
 class ForwardDynamics(nn.Module):

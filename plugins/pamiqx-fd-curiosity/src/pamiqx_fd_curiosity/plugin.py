@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import attrs
 
-from pamiqx.api import ActionSpec, BuildContext, CuriosityPlugin, ObservationSpec, hookimpl
+from pamiqx.api import (
+    ActionSpec,
+    BuildContext,
+    CuriosityPlugin,
+    ObservationSpec,
+    PluginError,
+    hookimpl,
+)
 
 if TYPE_CHECKING:
     from pamiqx.api import Curiosity
@@ -21,25 +28,41 @@ _positive = attrs.validators.gt(0)
 _positive_float = attrs.validators.gt(0.0)
 _unit_open = [attrs.validators.gt(0.0), attrs.validators.lt(1.0)]
 _unit_closed = [attrs.validators.ge(0.0), attrs.validators.le(1.0)]
-_channels: Any = attrs.validators.deep_iterable(_positive, attrs.validators.min_len(1))
+
+
+def require_latents(mechanism: str, observation_spec: ObservationSpec) -> None:
+    """Refuse raw images: a mechanism predicting latents needs a representation stage.
+
+    Args:
+        mechanism: The plugin's name.
+        observation_spec: What the representation stage hands the mechanism.
+
+    Raises:
+        PluginError: If it hands on images (the ``pixels`` representation).
+    """
+    if observation_spec.kind == "image":
+        raise PluginError(
+            f"{mechanism} predicts latents, not pixels: set [representation] plugin = "
+            '"random" (frozen random features) or "jepa", and [models.encoder] plugin = '
+            '"mlp-encoder" / "token-encoder".'
+        )
 
 
 @attrs.frozen
 class FDOptions:
     """Options every forward-dynamics mechanism takes.
 
+    The latent ``o_t`` is the representation stage's output (``[representation]``),
+    so its size is that stage's option, not the mechanism's.
+
     Attributes:
-        latent_dim: Size of the latent observation ``o_t`` (the frozen random encoder's output).
         hidden_dim: Size of the forward-dynamics model's GRU state.
-        encoder_channels: Channels of the random encoder's convolutions (images).
         lr: Adam learning rate of the forward-dynamics model(s).
         grad_clip: Maximum gradient norm per step (0: no clipping).
         epochs: Gradient steps per ``update()`` on the whole batch.
     """
 
-    latent_dim: int = attrs.field(default=128, validator=_positive)
     hidden_dim: int = attrs.field(default=256, validator=_positive)
-    encoder_channels: tuple[int, ...] = attrs.field(default=(32, 64, 64), validator=_channels)
     lr: float = attrs.field(default=1e-3, validator=_positive_float)
     grad_clip: float = attrs.field(default=1.0, validator=attrs.validators.ge(0.0))
     epochs: int = attrs.field(default=1, validator=_positive)
@@ -99,16 +122,14 @@ class MetaOptions(FDOptions):
 class UnifiedOptions:
     """Options of ``unified``: one recurrent network predicts, acts and evaluates.
 
+    The latent ``o_t`` (predicted whole) is the representation stage's output.
+
     Attributes:
-        latent_dim: Size of the latent observation ``o_t`` (frozen random encoder).
-        encoder_channels: Channels of the random encoder's convolutions (images).
         hidden_dim: Width of the recurrent core and the heads' input.
         internal_dim: Width of the continuous internal action ``z`` fed back to the network.
         prediction_coef: Weight of the prediction loss added to PPO's loss.
     """
 
-    latent_dim: int = attrs.field(default=64, validator=_positive)
-    encoder_channels: tuple[int, ...] = attrs.field(default=(32, 64, 64), validator=_channels)
     hidden_dim: int = attrs.field(default=256, validator=_positive)
     internal_dim: int = attrs.field(default=8, validator=attrs.validators.ge(0))
     prediction_coef: float = attrs.field(default=1.0, validator=attrs.validators.ge(0.0))
@@ -140,10 +161,12 @@ class TTTE2EOptions(TTTOptions):
     """Options of ``ttt-e2e``: ``ttt`` with its image encoder trained end to end.
 
     Attributes:
+        latent_dim: Size of the latent ``o_t`` the trained encoder outputs.
         encoder_feature_dim: Output width of the trained conv encoder (before the
             projection to ``latent_dim``).
     """
 
+    latent_dim: int = attrs.field(default=64, validator=_positive)
     encoder_feature_dim: int = attrs.field(default=256, validator=_positive)
 
 
@@ -151,11 +174,11 @@ class TTTE2EOptions(TTTOptions):
 class HierarchicalOptions:
     """Options of ``hierarchical``: layers of forward dynamics and policies at growing timescales.
 
+    Layer 0 observes the representation stage's output (``[representation]``).
+
     Attributes:
         num_layers: ``L`` (2 in the reference); layer ``i`` acts every ``period**i`` steps.
         period: Timescale ratio between layers (8 in the reference).
-        latent_dim: Size of layer 0's latent observation (frozen random encoder).
-        encoder_channels: Channels of the random encoder's convolutions (images).
         hidden_dim: Width of each layer's forward-dynamics and policy GRUs.
         goal_dim: Width of the continuous latent action an upper layer emits.
         blend: Share of the layer above in a layer's reward:
@@ -165,8 +188,6 @@ class HierarchicalOptions:
 
     num_layers: int = attrs.field(default=2, validator=attrs.validators.ge(2))
     period: int = attrs.field(default=8, validator=attrs.validators.ge(2))
-    latent_dim: int = attrs.field(default=64, validator=_positive)
-    encoder_channels: tuple[int, ...] = attrs.field(default=(32, 64, 64), validator=_channels)
     hidden_dim: int = attrs.field(default=128, validator=_positive)
     goal_dim: int = attrs.field(default=8, validator=_positive)
     blend: float = attrs.field(default=0.5, validator=_unit_closed)
@@ -177,6 +198,8 @@ class _FamilyPlugin(CuriosityPlugin):
     """Builds the mechanism class named by ``mechanism`` (imported only when built)."""
 
     mechanism: ClassVar[str]
+    # What the mechanism observes: the stage's latents, or the world's own images.
+    observes: ClassVar[Literal["latents", "images"]] = "latents"
 
     def build(
         self,
@@ -185,18 +208,25 @@ class _FamilyPlugin(CuriosityPlugin):
         observation_spec: ObservationSpec,
         action_spec: ActionSpec,
     ) -> Curiosity:
-        """Build the encoder, the networks and the optimizer on ``context.device``.
+        """Build the networks and the optimizer on ``context.device``.
 
         Args:
             options: The plugin's options.
             context: Device (the networks draw from torch's global RNG, seeded by the host).
-            observation_spec: Images get a random conv encoder, vectors a random MLP.
+            observation_spec: The representation stage's latents: ``(D,)`` vectors or
+                ``(N, D)`` tokens (flattened to ``N * D``); ``ttt-e2e`` takes images.
             action_spec: Discrete or multi-discrete; actions enter the forward dynamics one-hot.
 
         Returns:
             The mechanism.
+
+        Raises:
+            PluginError: If a mechanism predicting latents is handed raw images.
         """
         import importlib
+
+        if self.observes == "latents":
+            require_latents(self.name, observation_spec)
 
         module_name, _, class_name = self.mechanism.rpartition(".")
         module = importlib.import_module(f"pamiqx_fd_curiosity.{module_name}")
@@ -260,6 +290,7 @@ class TTTE2EPlugin(_FamilyPlugin):
     name = "ttt-e2e"
     Options = TTTE2EOptions
     mechanism = "unified.TTTE2ECuriosity"
+    observes = "images"
 
 
 @hookimpl

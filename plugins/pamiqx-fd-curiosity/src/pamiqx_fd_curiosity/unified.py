@@ -20,8 +20,10 @@ its aux loss (targets detached).
   ``r_t = mean((relu(c) - relu(-c) * f_t) * s_t)``; the network gets
   ``f_{t-1} - 0.5`` as an input.
 * ``ttt-e2e``: ``ttt`` with a conv image encoder trained end to end through the
-  same network and losses, instead of the frozen random encoder the others use
-  (the stand-in for the reference's separately trained I-JEPA encoder).
+  same network and losses; it takes the world's images (the ``pixels``
+  representation), while ``unified`` and ``ttt`` take the latents of the run's
+  representation stage (``random`` features, or the reference's I-JEPA tokens
+  ``jepa``), flattened, and predict the whole latent.
 
 Everything runs in float32 (autocast is switched off inside the network), as the
 reference runs ttt-e2e. Deviation: the reference averages the reward over K
@@ -45,13 +47,14 @@ from pamiqx.api import (
     DiscreteHead,
     MultiDiscreteHead,
     ObservationSpec,
+    PluginError,
     PolicyNetwork,
     PolicyStep,
     ValueHeads,
     one_hot_actions,
     one_hot_width,
 )
-from pamiqx_fd_curiosity.networks import RandomEncoder
+from pamiqx_fd_curiosity.networks import FlatLatent, latent_width
 from pamiqx_fd_curiosity.owned import (
     INTERNAL_LOG_STD_RANGE,
     OwnedPolicyCuriosity,
@@ -330,11 +333,10 @@ class UnifiedCuriosity(OwnedPolicyCuriosity):
     def __init__(
         self, options: Any, observation_spec: ObservationSpec, action_spec: ActionSpec, device: str
     ) -> None:
-        """Build the frozen encoder and the network on ``device``."""
-        encoder = RandomEncoder(observation_spec, options.latent_dim, options.encoder_channels)
+        """Build the network on ``device`` for the stage's latents (vectors or tokens)."""
         network = UnifiedNetwork(
-            encoder,
-            options.latent_dim,
+            FlatLatent(),
+            latent_width(observation_spec),
             action_spec,
             options.hidden_dim,
             options.internal_dim,
@@ -363,7 +365,10 @@ class TTTE2ECuriosity(OwnedPolicyCuriosity):
     ) -> None:
         """Build the trainable encoder and the network on ``device``."""
         if observation_spec.kind != "image":
-            raise ValueError("ttt-e2e trains an image encoder: the world must observe images")
+            raise PluginError(
+                f"ttt-e2e trains its own image encoder but is handed {observation_spec.kind} of "
+                f'shape {observation_spec.shape}: set [representation] plugin = "pixels".'
+            )
         encoder = _LatentEncoder(observation_spec, options.encoder_feature_dim, options.latent_dim)
         network = UnifiedNetwork(
             encoder,

@@ -1,0 +1,74 @@
+"""The representation stage's cost in a run: the online I-JEPA (small) against ``pixels``.
+
+* The lock-step training loop (``bench.training_speed``'s: sim-maze 64x64, 4 worlds,
+  RND) with ``jepa`` in its small configuration and ``token-encoder``, against the same
+  loop with ``pixels`` and ``conv-encoder``, measured side by side in one run; the
+  ratio is jepa's steps/s over pixels'.
+* Real-time control at 10 Hz with training running (``bench.realtime``'s fake world)
+  with ``jepa`` small: step latency p50/p99 (the 100 ms interval needs room to spare)
+  and control-interval jitter.
+
+``python -m bench representation``.
+"""
+
+from __future__ import annotations
+
+from bench import realtime
+from bench.training_speed import run_json
+
+COMMAND = "python -m bench representation"
+# The small configuration of plugins/pamiqx-jepa (README: "The small configuration").
+JEPA_SMALL = [
+    "representation.plugin=jepa",
+    "representation.input_size=64",
+    "representation.patch_size=8",
+    "representation.width=96",
+    "representation.depth=2",
+    "representation.heads=3",
+    "representation.predictor_width=48",
+    "representation.predictor_depth=2",
+    "representation.predictor_heads=1",
+    "representation.pool_size=2",
+    "models.encoder.plugin=token-encoder",
+    "models.encoder.feature_dim=256",
+]
+
+
+def _loop(extra: list[str]) -> dict[str, float]:
+    args = ["-m", "bench.training_speed", "--one", "rnd", "--device", "cpu"]
+    for override in extra:
+        args += ["--set", override]
+    return run_json(args)
+
+
+def run() -> list[dict[str, object]]:
+    """Measure the loop with pixels and with jepa, then real-time latency with jepa."""
+    pixels = _loop([])
+    jepa = _loop(JEPA_SMALL)
+    rows: list[dict[str, object]] = [
+        {
+            "name": "training loop with 'pixels' (sim-maze 64x64 x4, rnd), cpu",
+            "value": pixels["steps_per_second"],
+            "unit": "steps/s",
+            "command": COMMAND,
+        },
+        {
+            "name": "training loop with 'jepa' small + token-encoder (same loop), cpu",
+            "value": jepa["steps_per_second"],
+            "unit": "steps/s",
+            "command": COMMAND,
+        },
+        {
+            "name": "ratio: loop with 'jepa' small / loop with 'pixels' (side by side)",
+            "value": jepa["steps_per_second"] / pixels["steps_per_second"],
+            "unit": "x",
+            "command": COMMAND,
+        },
+    ]
+    rows += realtime.measure(JEPA_SMALL, label=", jepa small", command=COMMAND)
+    return rows
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)
