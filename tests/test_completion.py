@@ -224,7 +224,8 @@ def test_bash_completes_a_key_with_its_value() -> None:
 
 
 def test_bash_completes_plugin_names_after_the_equals_sign() -> None:
-    assert bash_complete(f"pamiqx run {RND_MAZE} curiosity.plugin = r", 5) == ["rnd"]
+    assert bash_complete(f"pamiqx run {RND_MAZE} curiosity.plugin = rn", 5) == ["rnd"]
+    assert bash_complete(f"pamiqx run {RND_MAZE} curiosity.plugin = r", 5) == ["random", "rnd"]
     after = bash_complete(f"pamiqx run {RND_MAZE} curiosity.plugin =", 4)
     assert {"icm", "none", "rnd"} <= set(after)
     assert "sim-maze" in bash_complete(f"pamiqx run {RND_MAZE} environment.plugin = s", 5)

@@ -311,6 +311,10 @@ def test_every_shipped_experiment_validates(path: Path) -> None:
 # One invalid value per numeric [policy] key: each fails in `validate` (exit 2, the key
 # named), so `run` never starts with options the learner would reject.
 INVALID_POLICY_VALUES: dict[str, list[str]] = {
+    "replay_size": ["0"],
+    "train_every": ["0"],
+    "windows": ["0"],
+    "window_length": ["0"],
     "lr": ["0", "-1e-4", "inf", "nan"],
     "weight_decay": ["-0.1", "inf"],
     "rollout_steps": ["0", "-8"],

@@ -219,8 +219,10 @@ def test_a_jepa_run_survives_kill_9_and_resumes(tmp_path: Path) -> None:
     """The small jepa configuration with RND: killed mid-run, resumed from its last checkpoint."""
     logs = tmp_path / "logs"
     overrides = [
-        "run.max_steps=768",
+        "run.max_steps=512",
         "run.checkpoint_every=128",
+        # A smaller buffer: one training call is 4 steps of 32 frames instead of 16.
+        "representation.buffer_size=128",
         "run.device=cpu",
         "policy.rollout_steps=128",
         "policy.minibatch_size=128",
@@ -239,7 +241,7 @@ def test_a_jepa_run_survives_kill_9_and_resumes(tmp_path: Path) -> None:
     proc.wait()
     [run_dir] = (logs / "jepa-rnd-maze").iterdir()
     killed_at = load_checkpoint(list_checkpoints(run_dir)[-1], "jepa-rnd-maze")[0]["step"]
-    assert 0 < killed_at < 768
+    assert 0 < killed_at < 512
     resumed = subprocess.run(
         [*command, *overrides, "--resume", "latest"],
         capture_output=True,
@@ -249,6 +251,6 @@ def test_a_jepa_run_survives_kill_9_and_resumes(tmp_path: Path) -> None:
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     state, meta = load_checkpoint(list_checkpoints(run_dir)[-1], "jepa-rnd-maze")
-    assert meta["step"] == state["step"] == 768
+    assert meta["step"] == state["step"] == 512
     # The stage's whole state travelled: weights, EMA target, optimiser, buffer, counters.
     assert state["representation"], "the jepa stage saved no state"

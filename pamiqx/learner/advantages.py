@@ -7,9 +7,12 @@
    (Schulman et al., 2016): the extrinsic stream is episodic, the intrinsic one
    never ends.
 3. :func:`mix_advantages` weighs the streams; :func:`normalize_advantages`
-   centres and scales the mixture.
+   centres (unless ``advantage_centering`` is off) and scales the mixture.
 
-:func:`compute_advantages` is that sequence for one rollout.
+:func:`compute_advantages` is that sequence for one rollout;
+``intrinsic_normalisation = "none"`` skips step 1 (the reference). Replay
+windows (:mod:`pamiqx.learner.replay`) scale rewards as they arrive and run
+:func:`stream_advantages` per window.
 """
 
 from __future__ import annotations
@@ -221,21 +224,26 @@ def compute_gae(
         return advantages, advantages + v
 
 
-def normalize_advantages(adv: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Shift and scale advantages to mean 0 and std 1 over all elements.
+def normalize_advantages(adv: torch.Tensor, eps: float = 1e-8, center: bool = True) -> torch.Tensor:
+    """Scale advantages to std 1 over all elements, and shift them to mean 0 if asked.
 
     Args:
         adv: Advantages of any shape.
         eps: Added to the std to avoid dividing by zero.
+        center: Subtract the mean first (False: only divide by the std, as the
+            reference experiments do, which keeps each advantage's sign).
 
     Returns:
         Normalised advantages; with a single element only the mean is removed
-        (its std is undefined), and an empty tensor is returned unchanged.
+        (its std is undefined) or, without centring, it is returned unchanged; an
+        empty tensor is returned unchanged.
     """
     if adv.numel() == 0:
         return adv
     if adv.numel() == 1:
-        return adv - adv.mean()
+        return adv - adv.mean() if center else adv
+    if not center:
+        return adv / (adv.std() + eps)
     return (adv - adv.mean()) / (adv.std() + eps)
 
 
@@ -271,30 +279,46 @@ class Advantages:
     intrinsic_normalized: torch.Tensor
 
 
-def compute_advantages(
+def scale_intrinsic(
+    intrinsic: torch.Tensor, normalizer: IntrinsicRewardNormalizer, options: PPOOptions
+) -> torch.Tensor:
+    """Return the intrinsic rewards the advantages are computed from.
+
+    Args:
+        intrinsic: ``(T, E)`` raw intrinsic rewards from the curiosity.
+        normalizer: The running return normaliser (updated only when it is used).
+        options: ``intrinsic_normalisation`` says whether to use it.
+
+    Returns:
+        ``(T, E)`` float rewards: divided by the running std of their discounted
+        return (``return``), or raw (``none``, the reference).
+    """
+    if options.intrinsic_normalisation == "none":
+        return intrinsic.float()
+    return normalizer.normalize(intrinsic.float())
+
+
+def stream_advantages(
     rewards_ext: torch.Tensor,
-    intrinsic: torch.Tensor,
+    rewards_int: torch.Tensor,
     values: Mapping[str, torch.Tensor],
     last_values: Mapping[str, torch.Tensor],
     dones: torch.Tensor,
-    normalizer: IntrinsicRewardNormalizer,
     options: PPOOptions,
-) -> Advantages:
-    """Normalise the intrinsic rewards, run GAE on each stream, mix the streams.
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Run GAE on each stream and mix them (no normalisation).
 
     Args:
         rewards_ext: ``(T, E)`` extrinsic rewards.
-        intrinsic: ``(T, E)`` raw intrinsic rewards from the curiosity.
+        rewards_int: ``(T, E)`` intrinsic rewards, already scaled as wanted.
         values: ``(T, E)`` value estimates per stream at collection time.
-        last_values: ``(E,)`` value estimates after the rollout per stream.
+        last_values: ``(E,)`` value estimates of the step after the last one per stream.
         dones: ``(T, E)`` the action ended an episode.
-        normalizer: The running intrinsic-reward normaliser (updated here).
-        options: Discounts, lambda, stream weights and whether to normalise.
+        options: Discounts, lambda and stream weights.
 
     Returns:
-        The advantages, the value targets and the normalised intrinsic rewards.
+        The ``(T, E)`` mixed advantages and the value targets per stream.
     """
-    int_norm = normalizer.normalize(intrinsic.float())
     done = dones.float()
     adv_ext, ret_ext = compute_gae(
         rewards_ext,
@@ -306,7 +330,7 @@ def compute_advantages(
         episodic=True,
     )
     adv_int, ret_int = compute_gae(
-        int_norm,
+        rewards_int,
         values["int"],
         done,
         last_values["int"],
@@ -315,6 +339,34 @@ def compute_advantages(
         episodic=False,
     )
     mixed = mix_advantages(adv_ext, adv_int, options.ext_coef, options.int_coef)
+    return mixed, {"ext": ret_ext, "int": ret_int}
+
+
+def compute_advantages(
+    rewards_ext: torch.Tensor,
+    intrinsic: torch.Tensor,
+    values: Mapping[str, torch.Tensor],
+    last_values: Mapping[str, torch.Tensor],
+    dones: torch.Tensor,
+    normalizer: IntrinsicRewardNormalizer,
+    options: PPOOptions,
+) -> Advantages:
+    """Scale the intrinsic rewards, run GAE on each stream, mix the streams, normalise.
+
+    Args:
+        rewards_ext: ``(T, E)`` extrinsic rewards.
+        intrinsic: ``(T, E)`` raw intrinsic rewards from the curiosity.
+        values: ``(T, E)`` value estimates per stream at collection time.
+        last_values: ``(E,)`` value estimates after the rollout per stream.
+        dones: ``(T, E)`` the action ended an episode.
+        normalizer: The running intrinsic-reward normaliser (updated here when used).
+        options: Discounts, lambda, stream weights and how to normalise.
+
+    Returns:
+        The advantages, the value targets and the scaled intrinsic rewards.
+    """
+    int_norm = scale_intrinsic(intrinsic, normalizer, options)
+    mixed, returns = stream_advantages(rewards_ext, int_norm, values, last_values, dones, options)
     if options.normalize_advantages:
-        mixed = normalize_advantages(mixed)
-    return Advantages(mixed, {"ext": ret_ext, "int": ret_int}, int_norm)
+        mixed = normalize_advantages(mixed, center=options.advantage_centering)
+    return Advantages(mixed, returns, int_norm)

@@ -1,4 +1,9 @@
-"""What one training phase gets: a finished rollout, time-major, on the training device."""
+"""What one training phase gets: a finished rollout, time-major, on the training device.
+
+:class:`RolloutBatch` is what the collector hands over; :class:`Sequences` is
+what a PPO gradient step reads windows from (a rollout, or windows drawn from
+the replay buffer laid side by side).
+"""
 
 from __future__ import annotations
 
@@ -53,6 +58,24 @@ class RolloutBatch:
                 moved[field.name] = value.to(device)
         return RolloutBatch(**moved)
 
+    def sequences(self, sub_log_probs: torch.Tensor | None = None) -> Sequences:
+        """Return the view PPO's gradient steps read windows from.
+
+        Args:
+            sub_log_probs: ``(T, E, K)`` acting-time log-probabilities per sub-action
+                (``policy.multi_discrete_ratio = "per-action"``), or None.
+        """
+        return Sequences(
+            observations=self.observations,
+            actions=self.actions,
+            internal=self.internal,
+            log_probs=self.log_probs,
+            sub_log_probs=sub_log_probs,
+            values=self.values,
+            episode_starts=self.episode_starts,
+            hidden=self.hidden,
+        )
+
     def transitions(self, online: bool) -> Transitions:
         """Return the view a curiosity mechanism gets."""
         return Transitions(
@@ -62,3 +85,32 @@ class RolloutBatch:
             dones=self.dones,
             intrinsic=self.rewards_int_online if online else None,
         )
+
+
+@attrs.frozen
+class Sequences:
+    """Steps a PPO gradient step trains on, time-major ``(T, N, ...)``.
+
+    ``N`` is the worlds of a rollout, or the windows drawn from the replay buffer
+    (then ``T`` is the window length and column ``n`` is one window).
+
+    Attributes:
+        observations: ``o_t``.
+        actions: ``a_t``.
+        internal: internal actions ``z_t``, ``(T, N, Z)``.
+        log_probs: joint log-probability of ``a_t`` and ``z_t`` when they were taken.
+        sub_log_probs: ``(T, N, K)`` their log-probabilities per sub-action (the
+            internal action last) for per-action ratios, or None.
+        values: value estimates at ``o_t`` per stream, recorded while acting.
+        episode_starts: ``o_t`` started an episode.
+        hidden: recurrent state before step ``t``, ``(T, N, H)``.
+    """
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+    internal: torch.Tensor
+    log_probs: torch.Tensor
+    sub_log_probs: torch.Tensor | None
+    values: dict[str, torch.Tensor]
+    episode_starts: torch.Tensor
+    hidden: torch.Tensor

@@ -1,7 +1,9 @@
 """The clipped PPO objective (Schulman et al., 2017) and the value fit's explained variance.
 
 Pure tensor functions: nothing here owns a model or an optimizer, so each can be
-tested on hand-written numbers. Minibatch tensors are flat, shaped ``(B,)``.
+tested on hand-written numbers. Minibatch tensors are flat, shaped ``(B,)``;
+with ``policy.multi_discrete_ratio = "per-action"`` the log-probabilities are
+``(B, K)``, one column per sub-action, and each has its own clipped ratio.
 """
 
 from __future__ import annotations
@@ -39,10 +41,14 @@ def ppo_loss(
 
     ``total = policy_loss + value_coef * sum(value_losses) - entropy_coef * mean(entropy)``.
     Old log-probs, advantages, old values and returns are treated as constants.
+    With ``(B, K)`` log-probabilities (one column per sub-action) every column has
+    its own ratio, clipped on its own with the step's advantage, and the policy
+    loss is the mean over all ``B * K`` of them (the reference's per-action ratio).
 
     Args:
-        new_log_prob: Log-probabilities of the taken actions under the current policy, ``(B,)``.
-        old_log_prob: Log-probabilities recorded during the rollout, ``(B,)``.
+        new_log_prob: Log-probabilities of the taken actions under the current policy,
+            ``(B,)``, or ``(B, K)`` per sub-action.
+        old_log_prob: Log-probabilities recorded during the rollout, same shape.
         advantages: Advantages (already mixed and normalised as wanted), ``(B,)``.
         new_values: Current value predictions per stream (e.g. ``"ext"``, ``"int"``).
         old_values: Value predictions recorded during the rollout, same streams.
@@ -58,7 +64,14 @@ def ppo_loss(
     Raises:
         ValueError: If streams or shapes disagree.
     """
-    _check_same_shape(new_log_prob, old_log_prob=old_log_prob, advantages=advantages)
+    _check_same_shape(new_log_prob, old_log_prob=old_log_prob)
+    if new_log_prob.dim() not in (1, 2):
+        raise ValueError(
+            f"log-probabilities must be (B,) or (B, K), got {tuple(new_log_prob.shape)}"
+        )
+    _check_same_shape(
+        new_log_prob[..., 0] if new_log_prob.dim() == 2 else new_log_prob, advantages=advantages
+    )
     if not (set(new_values) == set(old_values) == set(returns)):
         raise ValueError(
             f"value streams differ: new {sorted(new_values)}, old {sorted(old_values)}, "
@@ -66,6 +79,8 @@ def ppo_loss(
         )
     old_log_prob = old_log_prob.detach()
     advantages = advantages.detach()
+    if new_log_prob.dim() == 2:  # one ratio per sub-action, each weighted by the step's advantage
+        advantages = advantages.unsqueeze(-1)
 
     log_ratio = new_log_prob - old_log_prob
     ratio = log_ratio.exp()

@@ -6,6 +6,11 @@ estimate of the spread of their discounted return, as in RND. Each stream has
 its own value head; advantages are mixed with ``ext_coef`` and ``int_coef``.
 A recurrent policy trains on windows of ``sequence_length`` consecutive steps,
 each starting from the recurrent state stored when it was collected.
+
+Two regimes (``policy.regime``): ``rollouts`` trains ``epochs`` passes over each
+handed-over rollout; ``replay-windows`` (the reference's) adds each handed-over
+block of steps to a :class:`~pamiqx.learner.replay.ReplayBuffer` and trains one
+pass over random windows drawn from it.
 """
 
 from __future__ import annotations
@@ -16,23 +21,79 @@ from typing import Any
 
 import torch
 
-from pamiqx.api.policy import PolicyNetwork
+from pamiqx.api.policy import PolicyNetwork, PolicyStep
 from pamiqx.faults import UNNAMED_POLICY, PluginIdentity, TrainingDiverged, blame
-from pamiqx.learner.advantages import IntrinsicRewardNormalizer, compute_advantages
-from pamiqx.learner.batch import RolloutBatch
+from pamiqx.learner.advantages import (
+    IntrinsicRewardNormalizer,
+    compute_advantages,
+    normalize_advantages,
+    scale_intrinsic,
+    stream_advantages,
+)
+from pamiqx.learner.batch import RolloutBatch, Sequences
 from pamiqx.learner.loss import explained_variance, ppo_loss
 from pamiqx.learner.options import PPOOptions
+from pamiqx.learner.replay import ReplayBuffer
 from pamiqx.precision import autocast_context
 
 
 def make_optimizer(parameters: Any, options: PPOOptions) -> torch.optim.Optimizer:
     """Return Adam, or SGD with Nesterov momentum 0.9 (the reference experiments' choice)."""
     lr, weight_decay = options.lr, options.weight_decay
-    if options.optimizer == "sgd":
+    if options.optimizer in ("sgd-nesterov", "sgd"):
         return torch.optim.SGD(
             parameters, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
         )
     return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, eps=1e-5)
+
+
+def sub_action_log_probs(
+    step: PolicyStep, actions: torch.Tensor, internal: torch.Tensor | None
+) -> torch.Tensor:
+    """Return ``(B, K)`` log-probabilities per sub-action of the taken actions.
+
+    One column per categorical of the world's action and, for a network with an
+    internal action, one more for it (summed over its dimensions, masked where it
+    was held). The columns sum to :meth:`PolicyStep.log_prob`.
+
+    Raises:
+        TypeError: The distribution does not expose its categoricals
+            (``policy.multi_discrete_ratio = "per-action"`` needs them).
+    """
+    categoricals = getattr(step.dist, "categoricals", None)
+    if categoricals is None:
+        raise TypeError(
+            "policy.multi_discrete_ratio = 'per-action' needs a distribution with "
+            "per-sub-action categoricals (pamiqx.api.ActionDistribution); this policy's "
+            f"is a {type(step.dist).__name__}"
+        )
+    parts = [actions] if actions.dim() == 1 else list(actions.unbind(dim=-1))
+    columns = [c.log_prob(a.long()) for c, a in zip(categoricals, parts, strict=True)]
+    if step.internal is not None and internal is not None:
+        columns.append(_masked(step, step.internal.log_prob(internal).sum(dim=-1)))
+    return torch.stack(columns, dim=-1)
+
+
+def sub_action_entropy(step: PolicyStep) -> torch.Tensor:
+    """Return the ``(B,)`` mean of the sub-actions' entropies (the internal action's as one).
+
+    Raises:
+        TypeError: The distribution does not expose its categoricals.
+    """
+    categoricals = getattr(step.dist, "categoricals", None)
+    if categoricals is None:
+        raise TypeError(
+            "policy.multi_discrete_ratio = 'per-action' needs a distribution with "
+            "per-sub-action categoricals (pamiqx.api.ActionDistribution)"
+        )
+    columns = [c.entropy() for c in categoricals]
+    if step.internal is not None:
+        columns.append(_masked(step, step.internal.entropy().sum(dim=-1)))
+    return torch.stack(columns, dim=-1).mean(dim=-1)
+
+
+def _masked(step: PolicyStep, x: torch.Tensor) -> torch.Tensor:
+    return x if step.internal_mask is None else x * step.internal_mask.to(x.dtype)
 
 
 class FrozenPolicyOptimizer:
@@ -75,14 +136,15 @@ class PPOLearner:
         generator: torch.Generator | None = None,
         who: PluginIdentity = UNNAMED_POLICY,
     ) -> None:
-        """Create the optimizer and the intrinsic-reward normaliser.
+        """Create the optimizer, the intrinsic-reward normaliser and, if used, the replay buffer.
 
         Args:
             policy: The policy (its parameters are trained in place).
             config: PPO hyperparameters.
             device: The training device.
             precision: ``fp32`` or ``bf16`` (autocast on CUDA).
-            generator: CPU generator for minibatch shuffling (seeded by the host).
+            generator: CPU generator for minibatch shuffling and window sampling
+                (seeded by the host).
             who: The plugin that built the policy, named if its network raises.
         """
         self.policy = policy
@@ -99,13 +161,16 @@ class PPOLearner:
             else FrozenPolicyOptimizer()
         )
         self.int_normalizer = IntrinsicRewardNormalizer(gamma=config.gamma_int)
+        self.replay: ReplayBuffer | None = (
+            ReplayBuffer(config.replay_size) if config.regime == "replay-windows" else None
+        )
         self.updates = 0
 
     def train(self, batch: RolloutBatch, intrinsic: torch.Tensor) -> dict[str, float]:
-        """Run the PPO epochs on one rollout.
+        """Train on the steps the collector handed over, as ``policy.regime`` says.
 
         Args:
-            batch: The rollout on the training device.
+            batch: The new steps on the training device (a full rollout).
             intrinsic: Raw intrinsic rewards ``(T, E)`` from the curiosity.
 
         Returns:
@@ -117,6 +182,19 @@ class PPOLearner:
                 "reward/intrinsic": float(intrinsic.mean()),
                 "reward/extrinsic": float(batch.rewards_ext.mean()),
             }
+        if self.replay is not None:
+            return self._train_replay(self.replay, batch, intrinsic)
+        return self._train_rollout(batch, intrinsic)
+
+    def _per_action(self, actions: torch.Tensor, internal: torch.Tensor) -> bool:
+        """Whether per-action ratios differ from the joint one for this action layout."""
+        if self.config.multi_discrete_ratio != "per-action":
+            return False
+        columns = (actions.shape[-1] if actions.dim() == 3 else 1) + (internal.shape[-1] > 0)
+        return columns > 1
+
+    def _train_rollout(self, batch: RolloutBatch, intrinsic: torch.Tensor) -> dict[str, float]:
+        """Run the PPO epochs on one rollout (``policy.regime = "rollouts"``)."""
         cfg = self.config
         adv = compute_advantages(
             batch.rewards_ext,
@@ -128,6 +206,12 @@ class PPOLearner:
             cfg,
         )
         ret_ext, ret_int = adv.returns["ext"], adv.returns["int"]
+        sub = (
+            self._acting_sub_log_probs(batch)
+            if self._per_action(batch.actions, batch.internal)
+            else None
+        )
+        sequences = batch.sequences(sub)
 
         steps, envs = batch.rewards_ext.shape
         length = min(cfg.sequence_length, steps) if self.policy.is_recurrent else 1
@@ -140,7 +224,7 @@ class PPOLearner:
             order = torch.randperm(len(windows), generator=self.generator)
             for start in range(0, len(windows), per_minibatch):
                 chosen = windows[order[start : start + per_minibatch]]
-                metrics = self._step(batch, chosen, length, adv.advantages, adv.returns)
+                metrics = self._step(sequences, chosen, length, adv.advantages, adv.returns)
                 for k, v in metrics.items():
                     sums[k] += v
                 count += 1
@@ -159,15 +243,128 @@ class PPOLearner:
         )
         return result
 
+    def _train_replay(
+        self, replay: ReplayBuffer, batch: RolloutBatch, intrinsic: torch.Tensor
+    ) -> dict[str, float]:
+        """Store the new steps, then one pass over random windows (``replay-windows``).
+
+        Intrinsic rewards are scaled as they arrive (``intrinsic_normalisation``)
+        and stored scaled; each window's advantages come from its stored values,
+        bootstrapped from the value of the step after it (see :mod:`.replay`), and
+        are normalised per minibatch of windows (as the reference).
+        """
+        cfg = self.config
+        rewards_int = scale_intrinsic(intrinsic, self.int_normalizer, cfg)
+        steps = {
+            "observations": batch.observations,
+            "actions": batch.actions,
+            "internal": batch.internal,
+            "log_probs": batch.log_probs,
+            "values_ext": batch.values["ext"],
+            "values_int": batch.values["int"],
+            "rewards_ext": batch.rewards_ext,
+            "rewards_int": rewards_int,
+            "dones": batch.dones,
+            "episode_starts": batch.episode_starts,
+            "hidden": batch.hidden,
+        }
+        if self._per_action(batch.actions, batch.internal):
+            steps["sub_log_probs"] = self._acting_sub_log_probs(batch)
+        replay.add(steps, batch.last_values)
+        result = {
+            "reward/intrinsic": float(intrinsic.mean()),
+            "reward/intrinsic_normalized": float(rewards_int.mean()),
+            "reward/extrinsic": float(batch.rewards_ext.mean()),
+            "replay/size": float(replay.size),
+        }
+        length = cfg.window_length
+        if replay.size < length:  # not one window yet: only the rewards are recorded
+            result["ppo/updates"] = float(self.updates)
+            return result
+        starts = torch.randint(
+            0, replay.size - length + 1, (cfg.windows,), generator=self.generator
+        )
+        envs = torch.randint(0, replay.num_envs, (cfg.windows,), generator=self.generator)
+        drawn = replay.windows(starts, envs, length)
+        seq = drawn.sequences
+        mixed, returns = stream_advantages(
+            drawn.rewards_ext, drawn.rewards_int, seq.values, drawn.bootstrap, drawn.dones, cfg
+        )
+        per_minibatch = max(1, cfg.minibatch_size // length)
+        columns = torch.arange(cfg.windows)
+        chunks = [columns[i : i + per_minibatch] for i in range(0, cfg.windows, per_minibatch)]
+        advantages = mixed.clone()
+        if cfg.normalize_advantages:
+            for chunk in chunks:
+                advantages[:, chunk] = normalize_advantages(
+                    mixed[:, chunk], center=cfg.advantage_centering
+                )
+        sums: dict[str, float] = defaultdict(float)
+        self.policy.train()
+        for chunk in chunks:
+            chosen = torch.stack([torch.zeros_like(chunk), chunk], dim=1)
+            metrics = self._step(seq, chosen, length, advantages, returns)
+            for k, v in metrics.items():
+                sums[k] += v
+        self._check_weights()
+        self.updates += 1
+        result.update({k: v / len(chunks) for k, v in sums.items()})
+        result.update(
+            {
+                "value/explained_variance_ext": explained_variance(
+                    seq.values["ext"], returns["ext"]
+                ),
+                "value/explained_variance_int": explained_variance(
+                    seq.values["int"], returns["int"]
+                ),
+                "ppo/updates": float(self.updates),
+            }
+        )
+        return result
+
+    def _acting_sub_log_probs(self, batch: RolloutBatch) -> torch.Tensor:
+        """Return ``(T, E, K)`` per-sub-action log-probabilities of the new steps' actions.
+
+        The rollout stores only the joint log-probability of each step, so the
+        split into sub-actions is recomputed here, before any gradient step on
+        these steps: one window per world from its stored first recurrent state.
+        In lock-step runs the weights are those the actions were sampled with, so
+        the split is exact; the columns are then shifted equally so that they sum
+        to the stored joint log-probability (exact under any weights).
+        """
+        has_internal = batch.internal.shape[-1] > 0
+        internal = batch.internal if has_internal else None
+        with (
+            torch.no_grad(),
+            autocast_context(self.device, self.precision),
+            blame(self.who, "forward_sequence()"),
+        ):
+            out = self.policy.forward_sequence(
+                batch.observations,
+                batch.hidden[0],
+                batch.episode_starts.float(),
+                batch.actions,
+                internal,
+            )
+            sub = sub_action_log_probs(
+                out,
+                batch.actions.flatten(0, 1),
+                internal.flatten(0, 1) if internal is not None else None,
+            ).float()
+        steps, envs = batch.log_probs.shape
+        sub = sub.reshape(steps, envs, -1)
+        shift = (batch.log_probs.float() - sub.sum(dim=-1)) / sub.shape[-1]
+        return sub + shift.unsqueeze(-1)
+
     def _step(
         self,
-        batch: RolloutBatch,
+        batch: Sequences,
         windows: torch.Tensor,
         length: int,
         advantages: torch.Tensor,
         returns: dict[str, torch.Tensor],
     ) -> dict[str, float]:
-        # windows: (B, 2) of (start step, env); gather (length, B) index grids.
+        # windows: (B, 2) of (start step, column); gather (length, B) index grids.
         t_index = windows[:, 0].unsqueeze(0) + torch.arange(length).unsqueeze(1)
         e_index = windows[:, 1].unsqueeze(0).expand(length, -1)
         t_index, e_index = t_index.to(self.device), e_index.to(self.device)
@@ -188,15 +385,22 @@ class PPOLearner:
                 batch.internal[t_index, e_index] if has_internal else None,
             )
             taken_internal = take(batch.internal) if has_internal else None
-            new_log_prob = out.log_prob(take(batch.actions), taken_internal)
+            if batch.sub_log_probs is not None:
+                new_log_prob = sub_action_log_probs(out, take(batch.actions), taken_internal)
+                old_log_prob = take(batch.sub_log_probs)
+                entropy = sub_action_entropy(out)
+            else:
+                new_log_prob = out.log_prob(take(batch.actions), taken_internal)
+                old_log_prob = take(batch.log_probs)
+                entropy = out.entropy()
             loss, metrics = ppo_loss(
                 new_log_prob.float(),
-                take(batch.log_probs),
+                old_log_prob,
                 take(advantages),
                 {k: v.float() for k, v in out.values.items()},
                 {k: take(v) for k, v in batch.values.items()},
                 {k: take(v) for k, v in returns.items()},
-                out.entropy().float(),
+                entropy.float(),
                 self.config,
             )
             if out.aux_loss is not None:
@@ -245,20 +449,39 @@ class PPOLearner:
         )
 
     def state_dict(self) -> dict[str, Any]:
-        """Return the optimizer, normaliser and counters (the policy is saved by the host)."""
-        return {
+        """Return the optimizer, normaliser, counters and replay buffer (the policy is the host's).
+
+        The replay buffer (``replay``) is there only under ``replay-windows``, so a
+        ``rollouts`` checkpoint keeps its layout.
+        """
+        state: dict[str, Any] = {
             "optimizer": self.optimizer.state_dict(),
             "int_normalizer": self.int_normalizer.state_dict(),
             "generator": self.generator.get_state(),
             "updates": self.updates,
         }
+        if self.replay is not None:
+            state["replay"] = self.replay.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
+        """Restore :meth:`state_dict`.
+
+        Raises:
+            ValueError: Under ``replay-windows``, the state holds no replay buffer
+                (it was saved under the ``rollouts`` regime).
+        """
+        if self.replay is not None and "replay" not in state:
+            raise ValueError(
+                "the saved learner has no replay buffer (it trained under policy.regime = "
+                "'rollouts'); this experiment uses 'replay-windows'"
+            )
         self.optimizer.load_state_dict(state["optimizer"])
         self.int_normalizer.load_state_dict(state["int_normalizer"])
         self.generator.set_state(state["generator"])
         self.updates = int(state["updates"])
+        if self.replay is not None:
+            self.replay.load_state_dict(state["replay"], self.device)
 
 
 def _windows(steps: int, envs: int, length: int) -> torch.Tensor:

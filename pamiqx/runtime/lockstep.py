@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from pamiqx.runtime.build import Components
+from pamiqx.runtime.heap import release_free_memory
 from pamiqx.runtime.signals import StopRequest
 from pamiqx.runtime.training import train_phase
 
@@ -71,5 +72,8 @@ class LockstepLoop:
                 metrics.update(c.worlds.evaluation_metrics())
                 self.on_phase(self.step, metrics)
                 self.checkpoint()
+                # What the phase freed goes back to the system, so every phase starts
+                # from what is live (pamiqx.runtime.heap: glibc keeps a varying part).
+                release_free_memory()
                 phase_start = time.perf_counter()
                 phase_steps = 0
