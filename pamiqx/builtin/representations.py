@@ -8,7 +8,7 @@ each for themselves, now one stage that the policy and the curiosity share.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import torch
 
 _positive = attrs.validators.gt(0)
-_channels = attrs.validators.deep_iterable(_positive, attrs.validators.min_len(1))
+_channels: Any = attrs.validators.deep_iterable(_positive, attrs.validators.min_len(1))
 # The random stage draws its weights from its own generator, apart from the models'.
 _RANDOM_STREAM = 0x5EED_0F_1A7E
 

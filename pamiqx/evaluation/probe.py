@@ -7,22 +7,24 @@ sees it. A representation that has learnt something about the world should make
 probe:
 
 1. walks the maze at random (a persistent random walk, so it covers rooms) and
-   records frames with their poses: one walk trains the representation and the
-   probe, a second walk from another start (another seed) is held out;
+   records frames with their poses; the walk is cut into ten contiguous blocks,
+   two of which are held out (whole blocks, so a held-out frame's neighbours in
+   time are not in the training set, while the held-out frames come from the
+   same rooms);
 2. streams the training walk through the stage as a run does (encode, observe,
    and ``update()`` after every batch), for a fixed number of frames;
-3. fits a ridge regression from the training walk's latents to the pose, the
-   ridge strength chosen on a split of the training walk, and reports R² on the
-   held-out walk (mean over the four targets).
+3. fits a ridge regression from the training frames' latents to the pose, the
+   ridge strength chosen on the last quarter of them, and reports R² on the
+   held-out blocks (mean over the four targets).
 
-It cannot be faked: the pose is never an input, and the held-out walk visits
-frames the stage and the probe never trained on.
+It cannot be faked: the pose is never an input, and neither the stage nor the
+probe trains on the held-out frames.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -33,7 +35,8 @@ import torch
 from pamiqx.api import BuildContext, ObservationSpec, Representation, RepresentationPlugin
 from pamiqx.envs.sim_maze import SimMazeOptions, SimMazePlugin
 
-RIDGES = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
+# Up to 1e5: a (16, 128) token latent has 2,048 features for a few thousand frames.
+RIDGES = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
 TARGETS = ("x", "y", "sin_heading", "cos_heading")
 # Persistent random walk: keep the current action with this probability.
 _PERSISTENCE = 0.8
@@ -69,7 +72,7 @@ def random_walk(
     action = 1
     # A different start per seed: walk unrecorded first.
     for _ in range(int(rng.integers(0, 200))):
-        env.affect(np.int64(rng.choice(len(weights), p=weights)))
+        env.affect(np.array(rng.choice(len(weights), p=weights), dtype=np.int64))
     for _ in range(steps):
         frames.append(env.observe().observation)
         truth = env.ground_truth()
@@ -78,8 +81,18 @@ def random_walk(
         )
         if rng.random() > _PERSISTENCE:
             action = int(rng.choice(len(weights), p=weights))
-        env.affect(np.int64(action))
+        env.affect(np.array(action, dtype=np.int64))
     return Walk(np.stack(frames), np.asarray(poses, dtype=np.float64))
+
+
+def split_walk(walk: Walk, blocks: int = 10, held_out: Sequence[int] = (2, 7)) -> tuple[Walk, Walk]:
+    """Cut a walk into contiguous blocks; return the kept blocks and the held-out ones, in order."""
+    block = np.arange(len(walk.frames)) * blocks // len(walk.frames)
+    test = np.isin(block, held_out)
+    return (
+        Walk(walk.frames[~test], walk.poses[~test]),
+        Walk(walk.frames[test], walk.poses[test]),
+    )
 
 
 def encode_all(
@@ -118,7 +131,8 @@ def _ridge_fit(x: torch.Tensor, y: torch.Tensor, ridge: float) -> torch.Tensor:
     design = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype)], dim=1)
     penalty = ridge * torch.eye(design.shape[1], dtype=x.dtype)
     penalty[-1, -1] = 0.0
-    return torch.linalg.solve(design.T @ design + penalty, design.T @ y)
+    weights: torch.Tensor = torch.linalg.solve(design.T @ design + penalty, design.T @ y)
+    return weights
 
 
 def _predict(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -194,12 +208,23 @@ def evaluate(
 
 
 def compare_stages(
-    seeds: Sequence[int], training_frames: int, walk_frames: int = 2000, held_out: int = 600
+    seeds: Sequence[int],
+    training_frames: int,
+    walk_frames: int = 3000,
+    jepa_options: dict[str, Any] | None = None,
+    report: Callable[[str, int, dict[str, float]], None] | None = None,
 ) -> dict[str, list[dict[str, float]]]:
     """Probe ``jepa`` (small, trained), untrained ``jepa`` and ``random`` on each seed.
 
-    Each seed has its own maze, walks, weights and masks. ``jepa`` comes from the
+    Each seed has its own maze, walk, weights and masks. ``jepa`` comes from the
     ``pamiqx-jepa`` distribution, found through the plugin registry.
+
+    Args:
+        seeds: One comparison per seed.
+        training_frames: Frames streamed through the trained ``jepa``.
+        walk_frames: Length of each seed's walk (a fifth of it held out).
+        jepa_options: Options of ``jepa`` on top of the small configuration.
+        report: Called with (stage, seed, result) as each result is ready.
 
     Returns:
         For each stage, one :func:`evaluate` result per seed.
@@ -208,15 +233,21 @@ def compare_stages(
     from pamiqx.plugins.manager import load_plugins
 
     jepa = load_plugins().lookup("representation", "jepa").plugin
-    small = {**JEPA_SMALL, "train_every": 128}
-    results: dict[str, list[dict[str, float]]] = {"jepa": [], "jepa-untrained": [], "random": []}
+    assert issubclass(jepa, RepresentationPlugin)
+    options = jepa.Options(**{**JEPA_SMALL, **(jepa_options or {})})
+    results: dict[str, list[dict[str, float]]] = {"random": [], "jepa-untrained": [], "jepa": []}
     for seed in seeds:
-        train = random_walk(walk_frames, seed=2 * seed + 1, maze_seed=seed)
-        test = random_walk(held_out, seed=2 * seed + 2, maze_seed=seed)
-        options = jepa.Options(**small)
-        results["random"].append(evaluate(RandomPlugin, RandomOptions(), seed, train, test, 0))
-        results["jepa-untrained"].append(evaluate(jepa, options, seed, train, test, 0))
-        results["jepa"].append(evaluate(jepa, options, seed, train, test, training_frames))
+        train, test = split_walk(random_walk(walk_frames, seed=seed, maze_seed=seed))
+        runs: dict[str, tuple[type[RepresentationPlugin], Any, int]] = {
+            "random": (RandomPlugin, RandomOptions(), 0),
+            "jepa-untrained": (jepa, options, 0),
+            "jepa": (jepa, options, training_frames),
+        }
+        for stage, (plugin, stage_options, frames) in runs.items():
+            result = evaluate(plugin, stage_options, seed, train, test, frames)
+            results[stage].append(result)
+            if report is not None:
+                report(stage, seed, result)
     return results
 
 
@@ -227,15 +258,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=4096, help="jepa training frames")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--lr", type=float, default=None, help="jepa's learning rate")
     args = parser.parse_args(argv)
-    results = compare_stages(args.seeds, args.frames)
+    extra = {} if args.lr is None else {"lr": args.lr}
     print(f"held-out R² of a linear probe to (x, y, sin, cos heading); jepa: {args.frames} frames")
     print("| stage | seed | x | y | sin | cos | mean |")
     print("|:---|---:|---:|---:|---:|---:|---:|")
-    for stage, rows in results.items():
-        for seed, row in zip(args.seeds, rows, strict=True):
-            cells = " | ".join(f"{row[k]:.3f}" for k in (*TARGETS, "mean"))
-            print(f"| {stage} | {seed} | {cells} |", flush=True)
+
+    def show(stage: str, seed: int, row: dict[str, float]) -> None:
+        cells = " | ".join(f"{row[k]:.3f}" for k in (*TARGETS, "mean"))
+        print(f"| {stage} | {seed} | {cells} |", flush=True)
+
+    compare_stages(args.seeds, args.frames, jepa_options=extra, report=show)
 
 
 # The small configuration of plugins/pamiqx-jepa (its README: "The small configuration").
