@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
-from pamiqx.builtin.representations import RandomOptions, RandomPlugin
-from pamiqx.evaluation.probe import compare_stages, evaluate, probe_r2, r2_scores, random_walk
+from pamiqx.evaluation.probe import probe_r2, r2_scores, random_walk
 
 
 def test_r2_is_one_for_a_perfect_prediction_and_zero_for_the_mean() -> None:
