@@ -41,8 +41,19 @@ OVERRIDES = [
 # the predictor on the whole batch, chosen there for a single world; with the bench's 4
 # worlds that is 4x the paper's share and as much conv work as PPO itself
 # (``--one rnd --set curiosity.update_proportion=1.0`` measures that).
+# The forward-dynamics mechanisms predict latents, not pixels: they run on the frozen
+# `random` representation, as their own experiment files do.
+ON_RANDOM_FEATURES = [
+    "representation.plugin=random",
+    "models.encoder.plugin=mlp-encoder",
+    "models.encoder.feature_dim=256",
+]
 CURIOSITY_OVERRIDES: dict[str, list[str]] = {
     "rnd": ["curiosity.update_proportion=0.25", "curiosity.epochs=4"],
+    **{
+        name: ON_RANDOM_FEATURES
+        for name in ("adversarial", "delta-minimize", "meta", "hierarchical", "ttt", "unified")
+    },
 }
 
 
@@ -53,6 +64,8 @@ def curiosity_label(curiosity: str, extra: Sequence[str] = ()) -> str:
         key, _, value = override.partition("=")
         if key.startswith("curiosity."):
             options[key.removeprefix("curiosity.")] = value
+        elif key == "representation.plugin":
+            options["representation"] = value
     shown = ", ".join(f"{k}={v}" for k, v in options.items())
     return f"'{curiosity}'" + (f" [{shown}]" if shown else "")
 

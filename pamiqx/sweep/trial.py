@@ -65,12 +65,13 @@ def result_metrics(step: int, metrics: dict[str, float]) -> dict[str, Any]:
 
 
 def _node() -> str:
-    try:
-        import ray
+    """Return the Ray node this trial runs on, or "" outside Ray (tests, benchmarks)."""
+    import ray
 
-        return str(ray.get_runtime_context().get_node_id())
-    except Exception:  # noqa: BLE001 - outside Ray (tests, benchmarks): no node id
+    # Asking for the runtime context outside a session would start a local Ray.
+    if not ray.is_initialized():
         return ""
+    return str(ray.get_runtime_context().get_node_id())
 
 
 def execute(
