@@ -7,10 +7,10 @@ sees it. A representation that has learnt something about the world should make
 probe:
 
 1. walks the maze at random (a persistent random walk, so it covers rooms) and
-   records frames with their poses; the walk is cut into ten contiguous blocks,
-   two of which are held out (whole blocks, so a held-out frame's neighbours in
-   time are not in the training set, while the held-out frames come from the
-   same rooms);
+   records frames with their poses; the walk is cut into 30 contiguous blocks,
+   every fifth held out (whole blocks, so a held-out frame's close neighbours in
+   time are not in the training set, while held-out and training frames come
+   from the same rooms);
 2. streams the training walk through the stage as a run does (encode, observe,
    and ``update()`` after every batch), for a fixed number of frames;
 3. fits a ridge regression from the training frames' latents to the pose, the
@@ -85,7 +85,9 @@ def random_walk(
     return Walk(np.stack(frames), np.asarray(poses, dtype=np.float64))
 
 
-def split_walk(walk: Walk, blocks: int = 10, held_out: Sequence[int] = (2, 7)) -> tuple[Walk, Walk]:
+def split_walk(
+    walk: Walk, blocks: int = 30, held_out: Sequence[int] = range(2, 30, 5)
+) -> tuple[Walk, Walk]:
     """Cut a walk into contiguous blocks; return the kept blocks and the held-out ones, in order."""
     block = np.arange(len(walk.frames)) * blocks // len(walk.frames)
     test = np.isin(block, held_out)
