@@ -13,22 +13,16 @@
 
 from __future__ import annotations
 
+from pamiqx_jepa.plugin import SMALL
+
 from bench import realtime
 from bench.training_speed import run_json
 
 COMMAND = "python -m bench representation"
-# The small configuration of plugins/pamiqx-jepa (README: "The small configuration").
+# The small configuration of plugins/pamiqx-jepa (JEPAOptions.small), as overrides.
 JEPA_SMALL = [
     "representation.plugin=jepa",
-    "representation.input_size=64",
-    "representation.patch_size=8",
-    "representation.width=96",
-    "representation.depth=2",
-    "representation.heads=3",
-    "representation.predictor_width=48",
-    "representation.predictor_depth=2",
-    "representation.predictor_heads=1",
-    "representation.pool_size=2",
+    *(f"representation.{key}={value}" for key, value in SMALL.items()),
     "models.encoder.plugin=token-encoder",
     "models.encoder.feature_dim=256",
 ]

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
-import shutil
-import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,20 +104,6 @@ def _main(
     """Curiosity-driven reinforcement learning experiments, assembled from plugins."""
 
 
-def _search_space_json(options: type[Any]) -> dict[str, Any]:
-    """A plugin's declared search space for ``list-plugins --json`` (or why it is invalid)."""
-    from pamiqx.api.search import search_space_of
-
-    try:
-        space = search_space_of(options)
-    except TypeError as error:
-        return {"error": str(error)}
-    return {
-        name: {"kind": domain.kind, "range": domain.describe(), "bounds": domain.bounds()}
-        for name, domain in space.items()
-    }
-
-
 @app.command("list-plugins")
 def list_plugins(
     kind: Annotated[
@@ -133,6 +116,7 @@ def list_plugins(
     debug: DebugOption = False,
 ) -> None:
     """List every installed plugin, and the plugins that failed to load."""
+    from pamiqx.api.search import describe_search_space
     from pamiqx.plugins.manager import load_plugins
 
     with user_errors(debug):
@@ -155,7 +139,7 @@ def list_plugins(
                         "distribution": e.distribution,
                         "version": e.version,
                         "summary": e.plugin.summary(),
-                        "search_space": _search_space_json(e.plugin.Options),
+                        "search_space": describe_search_space(e.plugin.Options),
                     }
                     for e in entries
                 ],
@@ -235,20 +219,6 @@ def run(
     raise typer.Exit(code)
 
 
-def install_hint(root: Path) -> str:
-    """Return the commands that install a new package into this pamiqx's environment and test it.
-
-    This interpreter is the one pamiqx runs in (``.venv`` after ``make venv``, which has
-    no pip): uv installs into it by path, from ``PATH`` or the project's ``.tools``.
-    """
-    uv = shutil.which("uv") or str(Path(sys.prefix).parent / ".tools" / "bin" / "uv")
-    python = shlex.quote(sys.executable)
-    return (
-        f"{shlex.quote(uv)} pip install --python {python} -e {shlex.quote(str(root))} && "
-        f"{python} -m pytest {shlex.quote(str(root / 'tests'))}"
-    )
-
-
 @app.command("new-plugin")
 def new_plugin(
     kind: Annotated[str, typer.Argument(help="Plugin kind; 'curiosity' is supported.")],
@@ -260,7 +230,7 @@ def new_plugin(
 ) -> None:
     """Write a new plugin package (pyproject, entry point, mechanism, tests, README)."""
     from pamiqx.plugins.manager import load_plugins
-    from pamiqx.scaffold import new_curiosity_package
+    from pamiqx.scaffold import install_hint, new_curiosity_package
 
     with user_errors(debug):
         if kind != "curiosity":
@@ -350,15 +320,6 @@ SweepFileArgument = Annotated[
     Path,
     typer.Argument(help="The sweep TOML file.", show_default=False),
 ]
-SweepOverridesArgument = Annotated[
-    list[str] | None,
-    typer.Argument(
-        metavar="KEY=VALUE",
-        help="Overrides for every run, e.g. run.max_steps=2048.",
-        show_default=False,
-        autocompletion=complete_override,
-    ),
-]
 AddressOption = Annotated[
     str | None,
     typer.Option(
@@ -381,7 +342,7 @@ StorageOption = Annotated[
 @app.command()
 def sweep(
     file: SweepFileArgument,
-    overrides: SweepOverridesArgument = None,
+    overrides: OverridesArgument = None,
     address: AddressOption = None,
     storage: StorageOption = None,
     resume: Annotated[
@@ -408,7 +369,7 @@ def sweep(
 @app.command()
 def tune(
     file: SweepFileArgument,
-    overrides: SweepOverridesArgument = None,
+    overrides: OverridesArgument = None,
     address: AddressOption = None,
     storage: StorageOption = None,
     debug: DebugOption = False,

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from pamiqx.compare import COVERAGE, RunRecord, summarize
+from pamiqx.compare.curves import normalized_auc
 from pamiqx.compare.intervals import (
     iqm,
     iqm_curve,
@@ -25,7 +26,8 @@ from pamiqx.compare.intervals import (
     rliable_modules,
     run_score_profile,
 )
-from pamiqx.compare.stats import AUC, FINAL, normalized_auc, profile_scores
+from pamiqx.compare.profiles import profile_scores
+from pamiqx.compare.stats import AUC, FINAL
 from pamiqx.compare.tables import claims, headers, notes, table_rows
 
 FOUR_ROOMS = "MiniGrid-FourRooms-v0"

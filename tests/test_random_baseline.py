@@ -15,7 +15,7 @@ from rich.console import Console
 from pamiqx.api import ActionSpec
 from pamiqx.checkpoint import list_checkpoints, load_checkpoint, read_meta
 from pamiqx.experiment import load_experiment
-from pamiqx.learner.ppo import FrozenPolicyOptimizer
+from pamiqx.learner.optimizers import FrozenPolicyOptimizer
 from pamiqx.models.uniform_policy import UniformPolicy
 from pamiqx.plugins.manager import load_plugins
 from pamiqx.runtime.build import build_components, build_environments

@@ -23,14 +23,11 @@ from pamiqx.learner.advantages import (
 )
 from pamiqx.learner.batch import RolloutBatch
 from pamiqx.learner.loss import ppo_loss
+from pamiqx.learner.optimizers import make_optimizer
 from pamiqx.learner.options import PPOOptions
-from pamiqx.learner.ppo import (
-    PPOLearner,
-    make_optimizer,
-    sub_action_entropy,
-    sub_action_log_probs,
-)
+from pamiqx.learner.ppo import PPOLearner
 from pamiqx.learner.replay import STEP_FIELDS, ReplayBuffer
+from pamiqx.learner.sub_actions import sub_action_entropy, sub_action_log_probs
 from pamiqx.models.actor_critic import ActorCritic
 from pamiqx.plugins.manager import load_plugins
 from pamiqx.runtime.agent import PolicyAgent

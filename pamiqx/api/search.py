@@ -35,6 +35,7 @@ __all__ = [
     "SearchDomain",
     "SearchSpace",
     "Uniform",
+    "describe_search_space",
     "search_space_of",
 ]
 
@@ -178,3 +179,20 @@ def search_space_of(options_class: type[Any]) -> dict[str, SearchDomain]:
             )
         space[str(name)] = domain
     return space
+
+
+def describe_search_space(options: type[Any]) -> dict[str, Any]:
+    """Describe an Options class's search space as JSON-ready data (``list-plugins --json``).
+
+    Returns:
+        Option name to ``kind``, ``range`` and ``bounds``; or ``{"error": why}`` when
+        the declaration is invalid.
+    """
+    try:
+        space = search_space_of(options)
+    except TypeError as error:
+        return {"error": str(error)}
+    return {
+        name: {"kind": domain.kind, "range": domain.describe(), "bounds": domain.bounds()}
+        for name, domain in space.items()
+    }

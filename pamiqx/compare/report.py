@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from pamiqx.compare.curves import CURVE_REPS, Band
 from pamiqx.compare.errors import CompareError
 from pamiqx.compare.intervals import performance_profiles, plot_utils
+from pamiqx.compare.profiles import profile_scores
 from pamiqx.compare.runs import COVERAGE, INTRINSIC
-from pamiqx.compare.stats import CURVE_REPS, Band, GroupSummary, profile_scores
+from pamiqx.compare.stats import GroupSummary
 from pamiqx.compare.tables import (
     claims,
     headers,

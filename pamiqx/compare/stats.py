@@ -17,22 +17,27 @@ to different lengths. Two groups are compared at the last step both reached.
 
 from __future__ import annotations
 
-import functools
 import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 import numpy as np
-import numpy.typing as npt
 
+from pamiqx.compare.curves import (
+    CURVE_REPS,
+    Band,
+    band,
+    first_step_at_least,
+    harmonic_mean,
+    normalized_auc,
+    value_at,
+)
 from pamiqx.compare.errors import CompareError
 from pamiqx.compare.intervals import (
     DEFAULT_REPS,
     Estimate,
-    iqm_curve,
     iqm_interval,
-    iqm_per_step,
     probability_of_improvement,
 )
 from pamiqx.compare.runs import COVERAGE, INTRINSIC, RATE, RunRecord, Series
@@ -46,70 +51,19 @@ __all__ = [
     "Band",
     "GroupSummary",
     "Improvement",
-    "ProfileScores",
+    "compared_horizon",
     "differing_settings",
     "group_key",
     "normalized_auc",
-    "profile_scores",
     "summarize",
 ]
 
-FloatArray = npt.NDArray[np.float64]
 
 #: The baselines every mechanism is compared with, in this order.
 BASELINES = ("none", "random")
 #: Names of the two per-seed scores.
 FINAL = "final coverage"
 AUC = "coverage AUC"
-#: Bootstrap resamples of the pointwise bands of the curves (drawn, not claimed from).
-CURVE_REPS = 500
-
-
-@attrs.frozen
-class Band:
-    """One metric of a group on its common step grid, seed by seed.
-
-    The IQM over seeds is computed at once; the pointwise bootstrap band only
-    when it is first asked for (drawing the plots), since it costs a bootstrap
-    over the whole curve.
-
-    Attributes:
-        steps: The grid (environment steps).
-        values: ``(seeds, steps)`` each seed interpolated onto the grid.
-        reps: Bootstrap resamples of the band.
-        seed: Seeds the band's resampling.
-    """
-
-    steps: FloatArray
-    values: FloatArray
-    reps: int = CURVE_REPS
-    seed: int = 0
-
-    @property
-    def seeds(self) -> int:
-        """How many seeds the band is made of."""
-        return int(self.values.shape[0])
-
-    @property
-    def iqm(self) -> FloatArray:
-        """IQM over seeds at each step (the mean with fewer than 4 seeds)."""
-        return iqm_per_step(self.values[:, None, :])
-
-    @functools.cached_property
-    def interval(self) -> tuple[FloatArray, FloatArray]:
-        """Pointwise 95% bootstrap band of the IQM: (low, high), each ``(steps,)``."""
-        _, low, high = iqm_curve(self.values, reps=self.reps, seed=self.seed)
-        return low, high
-
-    @property
-    def low(self) -> FloatArray:
-        """Lower edge of the band."""
-        return self.interval[0]
-
-    @property
-    def high(self) -> FloatArray:
-        """Upper edge of the band."""
-        return self.interval[1]
 
 
 @attrs.frozen
@@ -360,11 +314,11 @@ def _summarize_group(
         for series in with_coverage:
             final.append(value_at(series, horizon))
             auc.append(normalized_auc(series, min(start, horizon), horizon))
-            reach.append(_first_step_at_least(series, threshold, horizon))
+            reach.append(first_step_at_least(series, threshold, horizon))
     rates: list[float] = []
     estimated = False
     for run in runs:
-        rate = _harmonic_mean([value for _, value in run.series(RATE)])
+        rate = harmonic_mean([value for _, value in run.series(RATE)])
         if rate is None and run.event_rate is not None:
             rate, estimated = run.event_rate, True
         if rate is not None:
@@ -415,7 +369,7 @@ def _with_improvements(
         baseline = next((g for g in same_world if g.curiosity == name), None)
         if baseline is None:
             continue
-        step = min(_horizon(group), _horizon(baseline))
+        step = min(compared_horizon(group), compared_horizon(baseline))
         start = min(max(_start(group), _start(baseline)), step)
         scores = {
             FINAL: (_finals(group, step), _finals(baseline, step)),
@@ -429,7 +383,8 @@ def _with_improvements(
     return attrs.evolve(group, improvements=tuple(found))
 
 
-def _horizon(group: GroupSummary) -> int:
+def compared_horizon(group: GroupSummary) -> int:
+    """Return the last step all of a group's seeds reached (groups with coverage have one)."""
     assert group.horizon is not None  # groups with final coverage have one
     return group.horizon
 
@@ -453,150 +408,3 @@ def _aucs(group: GroupSummary, start: int, step: int) -> list[float]:
     if (start, step) == (group.start, group.horizon):
         return list(group.auc)
     return [normalized_auc(series, start, step) for series in _coverages(group)]
-
-
-@attrs.frozen
-class ProfileScores:
-    """Final coverage per curiosity across worlds, as rliable's ``(runs, worlds)`` matrices.
-
-    Attributes:
-        worlds: The worlds (columns), in the order the groups were ranked.
-        steps: Per world, the step its groups are compared at (the last all reached).
-        scores: Per curiosity, ``(runs, worlds)`` final coverage; every curiosity
-            has the same number of runs in each world (its seeds in order, as
-            many as its smallest world has).
-        left_out: Curiosities missing from a world, which a profile over all
-            worlds cannot include.
-        trimmed: Curiosities with more seeds in one world than in another, whose
-            later seeds were dropped to make the matrix.
-    """
-
-    worlds: tuple[str, ...]
-    steps: tuple[int, ...]
-    scores: dict[str, FloatArray]
-    left_out: tuple[str, ...]
-    trimmed: tuple[str, ...]
-
-
-def profile_scores(groups: Sequence[GroupSummary]) -> ProfileScores:
-    """Arrange the groups' final coverage for performance profiles across worlds.
-
-    Args:
-        groups: Summaries, ranked.
-
-    Returns:
-        The matrices (empty when no group has coverage).
-    """
-    scored = [g for g in groups if g.final_coverage]
-    worlds = list(dict.fromkeys(g.world for g in scored))
-    steps = [min(_horizon(g) for g in scored if g.world == world) for world in worlds]
-    curiosities = list(dict.fromkeys(g.curiosity for g in scored))
-    by_key = {(g.curiosity, g.world): g for g in scored}
-    scores: dict[str, FloatArray] = {}
-    left_out: list[str] = []
-    trimmed: list[str] = []
-    for curiosity in curiosities:
-        cells = [by_key.get((curiosity, world)) for world in worlds]
-        present = [g for g in cells if g is not None]
-        if len(present) != len(cells):
-            left_out.append(curiosity)
-            continue
-        columns = []
-        for group, step in zip(present, steps, strict=True):
-            ordered = sorted(
-                (run.seed, value_at(run.series(COVERAGE), step))
-                for run in group.runs
-                if run.series(COVERAGE)
-            )
-            columns.append([value for _, value in ordered])
-        runs = min(len(column) for column in columns)
-        if any(len(column) > runs for column in columns):
-            trimmed.append(curiosity)
-        scores[curiosity] = np.asarray([c[:runs] for c in columns], dtype=np.float64).T
-    return ProfileScores(tuple(worlds), tuple(steps), scores, tuple(left_out), tuple(trimmed))
-
-
-def common_grid(series: Sequence[Series]) -> FloatArray:
-    """Every step any series logged, within the range all of them cover.
-
-    Args:
-        series: Non-empty (step, value) series.
-
-    Returns:
-        Sorted steps; empty when the series do not overlap.
-    """
-    start = max(s[0][0] for s in series)
-    stop = min(s[-1][0] for s in series)
-    steps = sorted({step for s in series for step, _ in s if start <= step <= stop})
-    return np.asarray(steps, dtype=np.float64)
-
-
-def band(series: Sequence[Series], seed: int = 0) -> Band | None:
-    """The seeds' values on their common grid.
-
-    Args:
-        series: One (step, value) series per seed; empty ones are not allowed.
-        seed: Seeds the band's bootstrap.
-
-    Returns:
-        The band, or None when there are no series or they do not overlap.
-    """
-    if not series:
-        return None
-    grid = common_grid(series)
-    if grid.size == 0:
-        return None
-    values = np.stack([_interpolate(s, grid) for s in series])
-    return Band(steps=grid, values=values, seed=seed)
-
-
-def normalized_auc(series: Series, start: int, stop: int) -> float:
-    """Area under a piecewise-linear series from ``start`` to ``stop``, divided by the span.
-
-    The mean value over the span (for coverage, a number in [0, 1]): the
-    trapezoid rule over the logged points in between, the ends interpolated.
-
-    Args:
-        series: (step, value) pairs in step order.
-        start: First step of the span.
-        stop: Last step of the span (a span of one step gives the value there).
-    """
-    if stop <= start:
-        return value_at(series, stop)
-    steps = np.asarray([step for step, _ in series], dtype=np.float64)
-    inside = steps[(steps > start) & (steps < stop)]
-    grid = np.concatenate([[float(start)], inside, [float(stop)]])
-    values = _interpolate(series, grid)
-    return float(np.trapezoid(values, grid) / (stop - start))
-
-
-def _interpolate(series: Series, grid: FloatArray) -> FloatArray:
-    steps = np.asarray([step for step, _ in series], dtype=np.float64)
-    values = np.asarray([value for _, value in series], dtype=np.float64)
-    return np.interp(grid, steps, values)
-
-
-def value_at(series: Series, step: int) -> float:
-    """Return a series' value at ``step``, interpolated linearly between logged points."""
-    return float(_interpolate(series, np.asarray([step], dtype=np.float64))[0])
-
-
-def _first_step_at_least(series: Series, level: float, until: int) -> int | None:
-    for step, value in series:
-        if step > until:
-            break
-        if value >= level:
-            return step
-    return None
-
-
-def _harmonic_mean(rates: Sequence[float]) -> float | None:
-    """Steps per second over phases of equal size: total steps / total seconds.
-
-    Lock-step training phases are all ``rollout_steps * num_envs`` steps long, so
-    the harmonic mean of their rates is the rate over the whole time they took.
-    """
-    positive = [rate for rate in rates if rate > 0]
-    if not positive:
-        return None
-    return len(positive) / sum(1.0 / rate for rate in positive)

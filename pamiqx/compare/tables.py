@@ -11,9 +11,10 @@ import html
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from pamiqx.compare.curves import CURVE_REPS
 from pamiqx.compare.intervals import CONFIDENCE
 from pamiqx.compare.runs import RATE
-from pamiqx.compare.stats import BASELINES, CURVE_REPS, FINAL, GroupSummary, Improvement
+from pamiqx.compare.stats import BASELINES, FINAL, GroupSummary, Improvement
 
 if TYPE_CHECKING:
     from rich.table import Table

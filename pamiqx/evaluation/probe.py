@@ -236,7 +236,8 @@ def compare_stages(
 
     jepa = load_plugins().lookup("representation", "jepa").plugin
     assert issubclass(jepa, RepresentationPlugin)
-    options = jepa.Options(**{**JEPA_SMALL, **(jepa_options or {})})
+    # The small configuration the plugin documents (JEPAOptions.small).
+    options = jepa.Options.small(**(jepa_options or {}))
     results: dict[str, list[dict[str, float]]] = {"random": [], "jepa-untrained": [], "jepa": []}
     for seed in seeds:
         train, test = split_walk(random_walk(walk_frames, seed=seed, maze_seed=seed))
@@ -273,19 +274,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     compare_stages(args.seeds, args.frames, jepa_options=extra, report=show)
 
-
-# The small configuration of plugins/pamiqx-jepa (its README: "The small configuration").
-JEPA_SMALL: dict[str, Any] = {
-    "input_size": 64,
-    "patch_size": 8,
-    "width": 96,
-    "depth": 2,
-    "heads": 3,
-    "predictor_width": 48,
-    "predictor_depth": 2,
-    "predictor_heads": 1,
-    "pool_size": 2,
-}
 
 if __name__ == "__main__":
     main()

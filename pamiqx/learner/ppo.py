@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from pamiqx.api.policy import PolicyNetwork, PolicyStep
+from pamiqx.api.policy import PolicyNetwork
 from pamiqx.faults import UNNAMED_POLICY, PluginIdentity, TrainingDiverged, blame
 from pamiqx.learner.advantages import (
     IntrinsicRewardNormalizer,
@@ -32,96 +32,11 @@ from pamiqx.learner.advantages import (
 )
 from pamiqx.learner.batch import RolloutBatch, Sequences
 from pamiqx.learner.loss import explained_variance, ppo_loss
+from pamiqx.learner.optimizers import FrozenPolicyOptimizer, make_optimizer
 from pamiqx.learner.options import PPOOptions
 from pamiqx.learner.replay import ReplayBuffer
+from pamiqx.learner.sub_actions import sub_action_entropy, sub_action_log_probs
 from pamiqx.precision import autocast_context
-
-
-def make_optimizer(parameters: Any, options: PPOOptions) -> torch.optim.Optimizer:
-    """Return Adam, or SGD with Nesterov momentum 0.9 (the reference experiments' choice)."""
-    lr, weight_decay = options.lr, options.weight_decay
-    if options.optimizer in ("sgd-nesterov", "sgd"):
-        return torch.optim.SGD(
-            parameters, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
-        )
-    return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, eps=1e-5)
-
-
-def sub_action_log_probs(
-    step: PolicyStep, actions: torch.Tensor, internal: torch.Tensor | None
-) -> torch.Tensor:
-    """Return ``(B, K)`` log-probabilities per sub-action of the taken actions.
-
-    One column per categorical of the world's action and, for a network with an
-    internal action, one more for it (summed over its dimensions, masked where it
-    was held). The columns sum to :meth:`PolicyStep.log_prob`.
-
-    Raises:
-        TypeError: The distribution does not expose its categoricals
-            (``policy.multi_discrete_ratio = "per-action"`` needs them).
-    """
-    categoricals = getattr(step.dist, "categoricals", None)
-    if categoricals is None:
-        raise TypeError(
-            "policy.multi_discrete_ratio = 'per-action' needs a distribution with "
-            "per-sub-action categoricals (pamiqx.api.ActionDistribution); this policy's "
-            f"is a {type(step.dist).__name__}"
-        )
-    parts = [actions] if actions.dim() == 1 else list(actions.unbind(dim=-1))
-    columns = [c.log_prob(a.long()) for c, a in zip(categoricals, parts, strict=True)]
-    if step.internal is not None and internal is not None:
-        columns.append(_masked(step, step.internal.log_prob(internal).sum(dim=-1)))
-    return torch.stack(columns, dim=-1)
-
-
-def sub_action_entropy(step: PolicyStep) -> torch.Tensor:
-    """Return the ``(B,)`` mean of the sub-actions' entropies (the internal action's as one).
-
-    Raises:
-        TypeError: The distribution does not expose its categoricals.
-    """
-    categoricals = getattr(step.dist, "categoricals", None)
-    if categoricals is None:
-        raise TypeError(
-            "policy.multi_discrete_ratio = 'per-action' needs a distribution with "
-            "per-sub-action categoricals (pamiqx.api.ActionDistribution)"
-        )
-    columns = [c.entropy() for c in categoricals]
-    if step.internal is not None:
-        columns.append(_masked(step, step.internal.entropy().sum(dim=-1)))
-    return torch.stack(columns, dim=-1).mean(dim=-1)
-
-
-def _masked(step: PolicyStep, x: torch.Tensor) -> torch.Tensor:
-    return x if step.internal_mask is None else x * step.internal_mask.to(x.dtype)
-
-
-class FrozenPolicyOptimizer:
-    """Stands in for the optimizer of a policy without trainable parameters.
-
-    It holds no parameter groups and no state, so nothing is optimised and a
-    checkpoint keeps the optimizer's layout (an empty per-parameter state).
-
-    Attributes:
-        param_groups: Always empty.
-    """
-
-    def __init__(self) -> None:
-        """Hold nothing."""
-        self.param_groups: list[dict[str, Any]] = []
-
-    def state_dict(self) -> dict[str, Any]:
-        """Return an empty optimizer state."""
-        return {"state": {}, "param_groups": []}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Accept an empty optimizer state.
-
-        Raises:
-            ValueError: The state holds parameters (it was saved for a trainable policy).
-        """
-        if state.get("state") or state.get("param_groups"):
-            raise ValueError("the saved optimizer has parameters; this policy has none")
 
 
 class PPOLearner:

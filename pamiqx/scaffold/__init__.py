@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shlex
 import shutil
+import sys
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, distribution
 from importlib.resources import files
@@ -134,3 +136,17 @@ def new_curiosity_package(
             "give a writable folder."
         ) from None
     return root
+
+
+def install_hint(root: Path) -> str:
+    """Return the commands that install a new package into this pamiqx's environment and test it.
+
+    This interpreter is the one pamiqx runs in (``.venv`` after ``make venv``, which has
+    no pip): uv installs into it by path, from ``PATH`` or the project's ``.tools``.
+    """
+    uv = shutil.which("uv") or str(Path(sys.prefix).parent / ".tools" / "bin" / "uv")
+    python = shlex.quote(sys.executable)
+    return (
+        f"{shlex.quote(uv)} pip install --python {python} -e {shlex.quote(str(root))} && "
+        f"{python} -m pytest {shlex.quote(str(root / 'tests'))}"
+    )

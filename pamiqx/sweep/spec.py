@@ -31,7 +31,6 @@ and the key.
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -43,7 +42,7 @@ import attrs
 from pamiqx.api.search import Choice, IntRange, LogUniform, SearchDomain, Uniform
 from pamiqx.suggest import did_you_mean
 from pamiqx.sweep.errors import SweepError
-from pamiqx.sweep.values import flatten
+from pamiqx.sweep.reader import RESERVED_KEYS, SweepReader
 
 __all__ = ["Resources", "SweepFile", "TuneSettings", "Variant", "load_sweep_file"]
 
@@ -74,7 +73,6 @@ _TUNE_KEYS = (
 )
 SEARCH_ALGORITHMS = ("random", "optuna")
 # The sweep decides where each run writes: one run directory root per trial, one Aim repository.
-RESERVED_KEYS = ("run.log_dir", "tracking.repo")
 
 
 @attrs.frozen
@@ -167,79 +165,6 @@ class SweepFile:
     tune: TuneSettings | None
 
 
-class _Reader:
-    """Reads one file's keys, raising errors that name the file and the key."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def error(self, key: str, message: str) -> SweepError:
-        return SweepError(f"{self.path}: key '{key}': {message}")
-
-    def check_keys(self, table: Mapping[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
-        for key in table:
-            if key not in allowed:
-                dotted = f"{prefix}.{key}" if prefix else key
-                raise self.error(
-                    dotted,
-                    f"unknown key.{did_you_mean(key, allowed)} Valid keys: {', '.join(allowed)}.",
-                )
-
-    def table(self, data: Mapping[str, Any], key: str) -> dict[str, Any]:
-        value = data.get(key.rpartition(".")[2], {})
-        if not isinstance(value, Mapping):
-            raise self.error(key, f"expected a table, got {value!r}.")
-        return dict(value)
-
-    def string(self, value: object, key: str) -> str:
-        if not isinstance(value, str):
-            raise self.error(key, f"expected a string, got {value!r}.")
-        return value
-
-    def number(self, value: object, key: str, minimum: float, exclusive: bool) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(key, f"expected a number, got {value!r}.")
-        bad = value <= minimum if exclusive else value < minimum
-        if bad or not math.isfinite(value):
-            bound = f"above {minimum:g}" if exclusive else f"at least {minimum:g}"
-            raise self.error(key, f"expected a finite number {bound}, got {value!r}.")
-        return float(value)
-
-    def integer(self, value: object, key: str, minimum: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.error(key, f"expected an integer of at least {minimum}, got {value!r}.")
-        return value
-
-    def seeds(self, value: object, key: str) -> tuple[int, ...]:
-        if not isinstance(value, list) or not value:
-            raise self.error(key, f"expected a non-empty array of seeds, got {value!r}.")
-        seeds = tuple(self.integer(v, key, 0) for v in value)
-        if len(set(seeds)) != len(seeds):
-            raise self.error(key, f"a seed appears twice in {list(seeds)}.")
-        return seeds
-
-    def file(self, value: object, key: str) -> Path:
-        text = self.string(value, key)
-        path = (self.path.parent / text).resolve()
-        if not path.is_file():
-            problem = "is not a file" if path.exists() else "does not exist"
-            raise self.error(key, f"the experiment file '{text}' {problem} (looked for {path}).")
-        return path
-
-    def keys(self, table: Mapping[str, Any], key: str) -> dict[str, Any]:
-        flat = flatten(table)
-        for dotted in flat:
-            if dotted in RESERVED_KEYS:
-                raise self.error(
-                    f"{key}.{dotted}",
-                    "the sweep sets it: every run writes under the sweep's storage "
-                    "folder (runs/<trial>/) and tracks into its one Aim repository (aim/).",
-                )
-            if dotted == "extends" or dotted.startswith("extends."):
-                raise self.error(f"{key}.{dotted}", "name experiment files with 'experiment'.")
-        return flat
-
-
 def load_sweep_file(path: Path, *, tune: bool = False) -> SweepFile:
     """Read and check a sweep file (``tune=True``: a tune file, with ``[tune]``).
 
@@ -264,7 +189,7 @@ def load_sweep_file(path: Path, *, tune: bool = False) -> SweepFile:
         data = tomllib.loads(text)
     except (ValueError, RecursionError) as error:  # tomllib's errors, and absurd nesting
         raise SweepError(f"{path}: not valid TOML: {error}.") from None
-    r = _Reader(path)
+    r = SweepReader(path)
     r.check_keys(data, _TOP_KEYS, "")
     if "tune" in data and not tune:
         raise r.error("tune", "a tune file's table: run it with `pamiqx tune`.")
@@ -298,7 +223,7 @@ def load_sweep_file(path: Path, *, tune: bool = False) -> SweepFile:
     )
 
 
-def _variants(r: _Reader, table: dict[str, Any], base: Path | None) -> tuple[Variant, ...]:
+def _variants(r: SweepReader, table: dict[str, Any], base: Path | None) -> tuple[Variant, ...]:
     variants = []
     for name, value in table.items():
         key = f"variants.{name}"
@@ -317,7 +242,7 @@ def _variants(r: _Reader, table: dict[str, Any], base: Path | None) -> tuple[Var
     return tuple(variants)
 
 
-def _file_axis(r: _Reader, files: object) -> tuple[Variant, ...]:
+def _file_axis(r: SweepReader, files: object) -> tuple[Variant, ...]:
     if not isinstance(files, list) or not files:
         raise r.error("grid.experiment", f"expected a non-empty array of files, got {files!r}.")
     variants = [Variant(Path(r.string(f, "grid.experiment")).stem, None, {}) for f in files]
@@ -328,7 +253,7 @@ def _file_axis(r: _Reader, files: object) -> tuple[Variant, ...]:
     return tuple(Variant(v.name, p, {}) for v, p in zip(variants, paths, strict=True))
 
 
-def _grid(r: _Reader, table: dict[str, Any]) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+def _grid(r: SweepReader, table: dict[str, Any]) -> tuple[tuple[str, tuple[Any, ...]], ...]:
     axes = []
     for dotted, values in r.keys(table, "grid").items():
         if not isinstance(values, list) or not values:
@@ -339,7 +264,7 @@ def _grid(r: _Reader, table: dict[str, Any]) -> tuple[tuple[str, tuple[Any, ...]
     return tuple(axes)
 
 
-def _resources(r: _Reader, table: dict[str, Any]) -> Resources:
+def _resources(r: SweepReader, table: dict[str, Any]) -> Resources:
     r.check_keys(table, _RESOURCE_KEYS, "resources")
     default = Resources()
     return Resources(
@@ -354,7 +279,7 @@ def _resources(r: _Reader, table: dict[str, Any]) -> Resources:
     )
 
 
-def _tune(r: _Reader, table: dict[str, Any]) -> TuneSettings:
+def _tune(r: SweepReader, table: dict[str, Any]) -> TuneSettings:
     r.check_keys(table, _TUNE_KEYS, "tune")
     default = TuneSettings()
     seeds = r.seeds(table.get("seeds", list(default.seeds)), "tune.seeds")
@@ -400,7 +325,7 @@ _DOMAINS: dict[str, Any] = {
 }
 
 
-def _space(r: _Reader, table: dict[str, Any]) -> dict[str, SearchDomain]:
+def _space(r: SweepReader, table: dict[str, Any]) -> dict[str, SearchDomain]:
     """Read ``[tune.space]``: ``policy.lr = { loguniform = [1e-5, 1e-3] }`` and the like."""
     space: dict[str, SearchDomain] = {}
     for dotted, domain in _domain_leaves(table, ""):
