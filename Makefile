@@ -11,6 +11,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Compile bytecode at install: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every
+# process would otherwise recompile torch, aim and the rest from source (~12 s per start).
+export UV_COMPILE_BYTECODE := 1
 PLUGIN_PYPROJECTS := $(wildcard plugins/*/pyproject.toml)
 LOG_DIR ?= $(CURDIR)/logs
 PYTEST_ARGS ?=

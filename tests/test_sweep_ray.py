@@ -1,7 +1,8 @@
-"""``pamiqx sweep`` on a real Ray: a local sweep and its resume, a lost node, a stopped driver.
+"""``pamiqx sweep`` and ``pamiqx tune`` on a real Ray: a local sweep and its resume, a tune,
+a lost node, a stopped driver.
 
-Starting Ray takes ~15 s here, so the default suite has one test (a local
-session shared by the module); the multi-node and stopped-driver tests start
+Starting Ray takes ~15 s here, so the default suite's tests share one local
+session (a module fixture); the multi-node and stopped-driver tests start
 their own clusters and drivers and are marked slow (``make test-all``).
 """
 
@@ -21,7 +22,10 @@ import pytest
 import ray
 from rich.console import Console
 
+from pamiqx.experiment import load_experiment
 from pamiqx.sweep import run_sweep, state
+from pamiqx.sweep.spec import load_sweep_file
+from pamiqx.sweep.tune import run_tune
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,6 +122,39 @@ def test_a_local_sweep_runs_every_trial_and_a_resume_skips_them(
         assert (run_dir / "events.jsonl").read_text() == before[key]  # nothing ran again
         attempts = state.read_attempts(storage / "runs" / key)
         assert len(attempts) == 2 and "skipped" in attempts[1]
+
+
+def test_tune_gives_each_variant_the_same_budget_and_writes_its_best_settings(
+    local_ray: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    (tmp_path / "tiny.toml").write_text(TINY.format(steps=64))
+    path = tmp_path / "tune.toml"
+    path.write_text(
+        'name = "t"\nexperiment = "tiny.toml"\n'
+        '[variants]\nnone = { curiosity.plugin = "none" }\nrnd = { curiosity.plugin = "rnd" }\n'
+        "[resources]\ncpus = 1\nmax_concurrent = 2\n"
+        '[tune]\ntrials = 2\nseeds = [100]\neval_seeds = [0, 1]\nmetric = "coverage"\n'
+        'grace_steps = 32\nreduction_factor = 2\nsearch = "random"\n'
+        "[tune.space]\npolicy.lr = { loguniform = [1e-4, 1e-3] }\n"
+    )
+    console = Console(record=True, width=200)
+    assert run_tune(path, tmp_path / "st", console=console) == 0, console.export_text()
+    text = console.export_text()
+    assert "2 variants" in text and "2 trials per variant" in text
+    assert "curiosity.lr in loguniform" in text  # rnd's own declared search space
+    out = tmp_path / "st" / "tuned"
+    lrs = []
+    for variant in ("none", "rnd"):
+        tuned = load_experiment(out / f"t-{variant}.toml")  # a valid experiment file
+        assert tuned.curiosity.entry.name == variant
+        lrs.append(tuned.experiment.policy.lr)
+        assert 1e-4 <= lrs[-1] <= 1e-3
+    # Each variant's trials ran on the tuning seed, in their own trial folders.
+    assert len(list((tmp_path / "st" / "runs").rglob("seed=100"))) == 4
+    evaluation = load_sweep_file(out / "t-eval.toml")
+    assert evaluation.grid == (("seed", (0, 1)),)
+    assert sorted(v.name for v in evaluation.variants) == ["none", "rnd"]
 
 
 def _driver(path: Path, storage: Path, *args: str) -> subprocess.Popen[str]:

@@ -13,7 +13,14 @@ import pytest
 
 from pamiqx.api.errors import PamiqxError
 from pamiqx.experiment import TrackingConfig
-from pamiqx.tracking import AimTracker, NullTracker, open_tracker, read_metrics, read_params
+from pamiqx.tracking import (
+    AimTracker,
+    NullTracker,
+    open_tracker,
+    prepare_repository,
+    read_metrics,
+    read_params,
+)
 
 # Tracking writes deprecation warnings of aim's SQLAlchemy use (hidden outside tests).
 pytestmark = [
@@ -173,6 +180,27 @@ def test_repository_path_that_is_a_file_is_a_user_error(tmp_path: Path) -> None:
     (tmp_path / "aim").write_text("")
     with pytest.raises(PamiqxError, match="Cannot open the Aim repository"):
         _open(tmp_path)
+
+
+def test_a_repository_prepared_in_the_background_takes_the_run(tmp_path: Path) -> None:
+    prepare_repository(TrackingConfig(), tmp_path)
+    prepare_repository(TrackingConfig(), tmp_path)  # once per repository
+    tracker = _open(tmp_path)  # waits for the preparation
+    tracker.track({"coverage": 0.5}, step=3)
+    tracker.close()
+    assert read_metrics(tmp_path / "aim")[tracker.run_hash]["coverage"] == [(3, 0.5)]
+
+
+def test_a_failed_preparation_is_reported_by_the_open(tmp_path: Path) -> None:
+    (tmp_path / "aim").write_text("")
+    prepare_repository(TrackingConfig(), tmp_path)  # fails quietly on its thread
+    with pytest.raises(PamiqxError, match="Cannot open the Aim repository"):
+        _open(tmp_path)
+
+
+def test_disabled_tracking_prepares_nothing(tmp_path: Path) -> None:
+    prepare_repository(TrackingConfig(enabled=False), tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_reading_a_missing_repository_is_a_user_error(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,7 +37,7 @@ from pamiqx.runtime.startup import (
     write_experiment_file,
 )
 from pamiqx.runtime.summary import summary_lines
-from pamiqx.tracking import Tracker, open_tracker
+from pamiqx.tracking import Tracker, open_tracker, prepare_repository
 
 EXIT_INTERRUPTED = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -211,11 +212,14 @@ def run_experiment(
     place = Place()
     started: list[Environment] = []
     tracker: Tracker | None = None
+    preparing: threading.Thread | None = None
     with startup_signals(stop) as guard:
         try:
             place = choose_place(resolved, root, resume, check_layout)
             create_place(place, root, exp.name)
             assert place.run_dir is not None
+            # aim's import and migration overlap with the build (~3 s of start-up).
+            preparing = prepare_repository(exp.tracking, root)
             if place.created:
                 write_experiment_file(place, resolved)
             envs = build_environments(resolved, torch.device("cpu"), place.run_dir)
@@ -240,6 +244,8 @@ def run_experiment(
             _remove_unstarted(place, guard)
             raise
         finally:
+            if preparing is not None:
+                preparing.join()  # never leave a half-created repository behind
             if tracker is not None:
                 tracker.close()
             for env in started:

@@ -46,6 +46,9 @@ def tune_trial(config: dict[str, Any]) -> None:
     base = Path(spec.log_root) / tune.get_context().get_trial_id()
     finals: list[float] = []
     last: dict[str, Any] = {}
+    # ASHA ends a trial when step_total reaches max_t (every seed's steps): the last
+    # step is reported once, by the final report that carries the score.
+    total = len(seeds) * spec.max_steps
     for done, seed in enumerate(seeds):
         log_root = base / f"seed={seed}"
         overrides = [
@@ -59,7 +62,8 @@ def tune_trial(config: dict[str, Any]) -> None:
         def report(metrics: dict[str, Any], offset: int = offset, done: int = done) -> None:
             nonlocal last
             last = {**metrics, "step_total": offset + int(metrics["step"]), "seeds_done": done}
-            tune.report(last)
+            if last["step_total"] < total:
+                tune.report(last)
 
         outcome = execute(
             spec.experiment, overrides, log_root, spec.name, spec.max_steps, report, spec.workdir
@@ -69,12 +73,15 @@ def tune_trial(config: dict[str, Any]) -> None:
     tune.report({**last, "seeds_done": len(seeds), "score": sum(finals) / len(finals)})
 
 
-def _search_algorithm(name: str, metric: str, seed: int) -> Any:
+def _search_algorithm(name: str, seed: int, max_concurrent: int) -> Any:
+    """Tune's search algorithm for ``tune.search``, running at most ``max_concurrent`` (0: any)."""
     if name == "optuna":
         try:
+            from ray.tune.search import ConcurrencyLimiter
             from ray.tune.search.optuna import OptunaSearch
 
-            return OptunaSearch(metric="score", mode="max", seed=seed)
+            optuna = OptunaSearch(metric="score", mode="max", seed=seed)
+            return ConcurrencyLimiter(optuna, max_concurrent) if max_concurrent else optuna
         except (ImportError, AssertionError):
             raise SweepError(
                 "key 'tune.search': 'optuna' needs the optuna package (pip install optuna); "
@@ -82,7 +89,7 @@ def _search_algorithm(name: str, metric: str, seed: int) -> Any:
             ) from None
     from ray.tune.search import BasicVariantGenerator
 
-    return BasicVariantGenerator(random_state=seed)
+    return BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent)
 
 
 def run_tune(
@@ -217,8 +224,9 @@ def _tune_variant(
                 grace_period=budget.grace_steps,
                 reduction_factor=budget.reduction_factor,
             ),
-            search_alg=_search_algorithm(budget.search, budget.metric, seed=0),
-            max_concurrent_trials=resources.max_concurrent or None,
+            # The search algorithm limits concurrency (Tune ignores max_concurrent_trials
+            # beside a BasicVariantGenerator).
+            search_alg=_search_algorithm(budget.search, 0, resources.max_concurrent or 0),
             reuse_actors=False,
         ),
         run_config=tune.RunConfig(

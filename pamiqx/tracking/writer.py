@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,11 +19,13 @@ from pamiqx.tracking.exit_hook import replace_aim_exit_hook
 if TYPE_CHECKING:
     from pamiqx.experiment import TrackingConfig
 
-__all__ = ["AimTracker", "NullTracker", "Tracker", "open_tracker"]
+__all__ = ["AimTracker", "NullTracker", "Tracker", "open_tracker", "prepare_repository"]
 
 # Runs this process holds open, as (repository path, run hash): opening one twice
 # would wait on aim's own lock for 10 s before failing.
 _open_runs: set[tuple[str, str]] = set()
+# Repositories being opened on a background thread (prepare_repository), by path.
+_preparing: dict[str, threading.Thread] = {}
 
 
 class Tracker(Protocol):
@@ -193,14 +196,66 @@ def open_tracker(
     """
     if not config.enabled:
         return NullTracker()
-    repo = Path(config.repo) if config.repo else Path(log_dir) / "aim"
     return AimTracker(
-        repo,
+        _repo_path(config, log_dir),
         experiment=config.experiment or experiment_name,
         hparams=hparams,
         run_hash=run_hash,
         system_metrics=config.system_metrics,
     )
+
+
+def _repo_path(config: TrackingConfig, log_dir: Path) -> Path:
+    """The repository a run's tracking writes to (``log_dir / "aim"`` unless named)."""
+    repo = Path(config.repo) if config.repo else Path(log_dir) / "aim"
+    return repo.expanduser().absolute()
+
+
+def prepare_repository(config: TrackingConfig, log_dir: Path) -> threading.Thread | None:
+    """Start importing aim and opening the run's repository on a background thread.
+
+    Opening a repository costs seconds (the import, and aim's database migration in
+    a subprocess) that overlap with building the run's components when started
+    early; :func:`open_tracker` then waits for it and finds the repository ready.
+    Only the repository is opened here (creating it when missing, as ``aim init``
+    does), never a run: a start-up that fails leaves no run behind. A failure here
+    is left for :func:`open_tracker` to meet again and report.
+
+    Args:
+        config: The ``[tracking]`` section; nothing happens when tracking is disabled.
+        log_dir: Root of run directories.
+
+    Returns:
+        The thread (join it before the process exits, so that a start-up that fails
+        never leaves a half-created repository), or None when tracking is disabled.
+    """
+    if not config.enabled:
+        return None
+    repo_path = _repo_path(config, log_dir)
+    if str(repo_path) in _preparing:
+        return _preparing[str(repo_path)]
+    thread = threading.Thread(
+        target=_open_repository, args=(repo_path,), name="aim-repository", daemon=True
+    )
+    _preparing[str(repo_path)] = thread
+    thread.start()
+    return thread
+
+
+def _open_repository(repo_path: Path) -> Any:
+    """Open (creating when missing) the repository; aim keeps it for the runs opened later."""
+    import filelock
+    from aim.sdk.repo import Repo
+
+    try:
+        repo_path.mkdir(parents=True, exist_ok=True)
+        # Runs started together (a comparison of several curiosities) would race to
+        # create the repository: one process at a time initialises it.
+        with filelock.FileLock(str(repo_path) + ".init.lock", timeout=300):
+            # The equivalent of `aim init`; from_path keeps the Repo for the runs.
+            return Repo.from_path(str(repo_path), init=not Repo.exists(str(repo_path)))
+    except Exception:  # noqa: BLE001 - open_tracker opens it again and reports the error
+        return None
 
 
 def _open_run(repo_path: Path, experiment: str, run_hash: str | None, system_metrics: bool) -> Any:
@@ -210,6 +265,9 @@ def _open_run(repo_path: Path, experiment: str, run_hash: str | None, system_met
     from aim.sdk.repo import Repo
     from aim.sdk.run import Run
 
+    preparing = _preparing.pop(str(repo_path), None)
+    if preparing is not None:
+        preparing.join()
     replace_aim_exit_hook()
     kwargs: dict[str, Any] = {
         "repo": str(repo_path),
