@@ -82,7 +82,7 @@ def run() -> list[dict[str, object]]:
                 "command": " ".join(["pamiqx", *args[1:]]),
             }
         )
-    command = "pamiqx run experiments/quickstart.toml run.max_steps=1 (launch to `start` event)"
+    command = "pamiqx run experiments/quickstart.toml run.max_steps=1"
     with tempfile.TemporaryDirectory() as tmp:
         fresh = [_to_first_step(Path(tmp) / f"fresh{i}") for i in range(3)]
         shared = [_to_first_step(Path(tmp) / "fresh0") for _ in range(5)]

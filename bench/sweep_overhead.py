@@ -1,11 +1,12 @@
 """Per-trial overhead of `pamiqx sweep` over a plain `pamiqx run` (goal < 10%).
 
 The same short experiment (quickstart, ``run.max_steps=1024``, Aim off) runs
-three times as ``pamiqx run`` and three times as the trials of one sweep on a
-local Ray (one at a time, ``cpus`` = this machine's CPUs, as a plain run uses
-them). A trial's time is the sweep's wall time less the start and stop of a
-local Ray (measured alone, once per sweep), divided by the trials: it includes
-Ray's scheduling, the trial's worker and the run's process.
+three times as ``pamiqx run``, and as the trials of two sweeps on a local Ray,
+of 2 and of 6 trials (one at a time, ``cpus`` = this machine's CPUs, as a plain
+run uses them). A trial's time is the marginal cost of a trial, ``(T6 - T2) / 4``:
+Ray's scheduling, the trial's worker and the run's process, without the costs a
+sweep pays once (starting Ray, validating every trial, the driver's own start-up),
+which are reported on their own row.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PAMIQX = str(Path(sys.executable).with_name("pamiqx"))
 RUNS = 3
+SWEEPS = (2, 6)  # trials in each of the two sweeps
 SHORT = ["run.max_steps=1024", "tracking.enabled=false", "run.device=cpu"]
 
 
@@ -45,14 +47,15 @@ def _plain(folder: Path) -> float:
     return statistics.median(times)
 
 
-def _sweep(folder: Path) -> tuple[float, float, str]:
-    sweep = folder / "sweep.toml"
+def _sweep(folder: Path, trials: int) -> float:
+    """Run a sweep of ``trials`` seeds of the short experiment; return its wall time."""
+    sweep = folder / f"sweep{trials}.toml"
     sweep.write_text(
         f'name = "overhead"\nexperiment = "{ROOT / "experiments" / "quickstart.toml"}"\n'
-        f"[grid]\nseed = {list(range(RUNS))}\n"
+        f"[grid]\nseed = {list(range(trials))}\n"
         f"[resources]\ncpus = {os.cpu_count() or 1}\nmax_concurrent = 1\nmax_failures = 0\n"
     )
-    storage = folder / "sweep"
+    storage = folder / f"sweep{trials}"
     args = [PAMIQX, "sweep", str(sweep), "--storage", str(storage), *SHORT]
     start = time.perf_counter()
     subprocess.run(args, check=True, capture_output=True, cwd=ROOT, env={**os.environ, "CI": "1"})
@@ -63,26 +66,20 @@ def _sweep(folder: Path) -> tuple[float, float, str]:
         for run_dir in (root / "quickstart").iterdir()
         for line in (run_dir / "events.jsonl").read_text().splitlines()
     ]
-    assert sum(e["event"] == "end" and e["status"] == "finished" for e in finished) == RUNS
-    ray_start = _ray_start()
-    command = " ".join(["pamiqx", "sweep", "SWEEP.toml", *SHORT])
-    return (total - ray_start) / RUNS, ray_start, command
-
-
-def _ray_start() -> float:
-    code = "import ray; ray.init(include_dashboard=False); ray.shutdown()"
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-    return time.perf_counter() - start
+    assert sum(e["event"] == "end" and e["status"] == "finished" for e in finished) == trials
+    return total
 
 
 def run() -> list[dict[str, object]]:
-    """Return the plain run's and the trial's wall time, the overhead, and Ray's start."""
+    """Return the plain run's and a trial's wall time, the overhead, and a sweep's fixed cost."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         plain = _plain(folder)
-        trial, ray_start, command = _sweep(folder)
+        small, large = (_sweep(folder, trials) for trials in SWEEPS)
+    trial = (large - small) / (SWEEPS[1] - SWEEPS[0])
+    fixed = small - SWEEPS[0] * trial
     plain_command = " ".join(["pamiqx", "run", "experiments/quickstart.toml", *SHORT])
+    command = " ".join(["pamiqx", "sweep", "SWEEP.toml", *SHORT])
     return [
         {
             "name": "plain pamiqx run wall time (median of 3)",
@@ -91,7 +88,7 @@ def run() -> list[dict[str, object]]:
             "command": plain_command,
         },
         {
-            "name": "sweep trial wall time (median of 3)",
+            "name": "sweep trial wall time ((6-trial sweep - 2-trial sweep) / 4)",
             "value": trial,
             "unit": "s",
             "command": command,
@@ -103,8 +100,8 @@ def run() -> list[dict[str, object]]:
             "command": command,
         },
         {
-            "name": "local Ray start and stop, once per sweep",
-            "value": ray_start,
+            "name": "a sweep's cost paid once (local Ray, validation, driver)",
+            "value": fixed,
             "unit": "s",
             "command": command,
         },
