@@ -14,8 +14,8 @@ probe:
 2. streams the training walk through the stage as a run does (encode, observe,
    and ``update()`` after every batch), for a fixed number of frames;
 3. fits a ridge regression from the training frames' latents to the pose, the
-   ridge strength chosen on the last quarter of them, and reports R² on the
-   held-out blocks (mean over the four targets).
+   ridge strength chosen by cross-validation over contiguous stretches of them,
+   and reports R² on the held-out blocks (mean over the four targets).
 
 It cannot be faked: the pose is never an input, and neither the stage nor the
 probe trains on the held-out frames.
@@ -38,6 +38,7 @@ from pamiqx.envs.sim_maze import SimMazeOptions, SimMazePlugin
 # Up to 1e5: a (16, 128) token latent has 2,048 features for a few thousand frames.
 RIDGES = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
 TARGETS = ("x", "y", "sin_heading", "cos_heading")
+FOLDS = 5
 # Persistent random walk: keep the current action with this probability.
 _PERSISTENCE = 0.8
 # forward, turn_left, turn_right (and the rest rarely): mostly moves, some turns.
@@ -156,24 +157,29 @@ def probe_r2(
 ) -> dict[str, float]:
     """Fit the ridge probe on the training latents and score it on held-out ones.
 
-    The ridge strength is chosen among :data:`RIDGES` on the last quarter of the
-    training walk, then the probe is refitted on the whole training walk.
+    The ridge strength is chosen among :data:`RIDGES` by :data:`FOLDS`-fold
+    cross-validation over contiguous stretches of the training walk (consecutive
+    frames are near-duplicates: a random split would reward memorising the walk),
+    then the probe is refitted on the whole training walk.
 
     Returns:
         R² per target and their mean (``"mean"``), on the held-out walk.
     """
     mean, std = train_latents.mean(0), train_latents.std(0) + 1e-8
     x_train, x_test = (train_latents - mean) / std, (test_latents - mean) / std
-    split = int(0.75 * len(x_train))
-    best = max(
-        RIDGES,
-        key=lambda ridge: float(
-            r2_scores(
-                _predict(x_train[split:], _ridge_fit(x_train[:split], train_poses[:split], ridge)),
-                train_poses[split:],
-            ).mean()
-        ),
-    )
+    folds = torch.arange(len(x_train)) * FOLDS // len(x_train)
+
+    def validated(ridge: float) -> float:
+        scores = []
+        for fold in range(FOLDS):
+            held, kept = folds == fold, folds != fold
+            weights = _ridge_fit(x_train[kept], train_poses[kept], ridge)
+            scores.append(
+                float(r2_scores(_predict(x_train[held], weights), train_poses[held]).mean())
+            )
+        return sum(scores) / FOLDS
+
+    best = max(RIDGES, key=validated)
     scores = r2_scores(_predict(x_test, _ridge_fit(x_train, train_poses, best)), test_poses)
     result = {name: float(v) for name, v in zip(TARGETS, scores, strict=True)}
     result["mean"] = float(scores.mean())
