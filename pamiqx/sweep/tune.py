@@ -227,7 +227,7 @@ def _tune_variant(
             # The search algorithm limits concurrency (Tune ignores max_concurrent_trials
             # beside a BasicVariantGenerator).
             search_alg=_search_algorithm(budget.search, 0, resources.max_concurrent or 0),
-            reuse_actors=False,
+            reuse_actors=True,  # as pamiqx sweep: the worker is reused, each run is a process
         ),
         run_config=tune.RunConfig(
             name=f"tune-{trial.key}",
