@@ -23,7 +23,7 @@ from pamiqx_fd_curiosity.mechanisms import (
     ImaginationCuriosity,
 )
 from pamiqx_fd_curiosity.meta import MetaCuriosity, meta_coefficients, meta_targets
-from pamiqx_fd_curiosity.networks import ForwardDynamics, standardise
+from pamiqx_fd_curiosity.networks import CoreForwardDynamics, ForwardDynamics, standardise
 from pamiqx_fd_curiosity.plugin import (
     AdversarialOptions,
     AdversarialPlugin,
@@ -192,6 +192,21 @@ def test_contract_adversarial() -> None:
     check_curiosity_contract(ContractSetup(AdversarialPlugin, observation_spec=VECTORS))
 
 
+@pytest.mark.parametrize("core", ["qlstm", "qgru"])
+def test_contract_adversarial_on_a_reference_core(core: str) -> None:
+    options = AdversarialOptions(hidden_dim=32, core=core, core_depth=2)
+    check_curiosity_contract(ContractSetup(AdversarialPlugin, options, observation_spec=VECTORS))
+
+
+def test_a_reference_core_is_the_forward_model() -> None:
+    curiosity = _small("meta", core="qlstm", core_depth=3).build()
+    assert isinstance(curiosity, MetaCuriosity)
+    for level in curiosity.modules()["fd"]:
+        assert isinstance(level, CoreForwardDynamics)
+        assert level.core.kind == "qlstm" and len(level.core.blocks) == 3
+        assert level.hidden_dim == level.core.state_dim
+
+
 def test_contract_adversarial_multi_discrete() -> None:
     check_curiosity_contract(
         ContractSetup(AdversarialPlugin, observation_spec=VECTORS, action_spec=MULTI)
@@ -295,14 +310,15 @@ def test_first_step_returns_none(name: str) -> None:
     assert reward is not None and reward.shape == (2,) and bool(torch.isfinite(reward).all())
 
 
+@pytest.mark.parametrize("core", ["gru", "qlstm", "qgru"])
 @pytest.mark.parametrize("name", list(PLUGINS))
-def test_agent_side_matches_training_side_replay(name: str) -> None:
+def test_agent_side_matches_training_side_replay(name: str, core: str) -> None:
     """The per-step imagination (agent) and the sequence imagination (training) agree.
 
     From a first step (zero state) the rewards scored while acting equal those
-    recomputed by replaying the batch through the same weights.
+    recomputed by replaying the batch through the same weights, with every core.
     """
-    setup = _small(name)
+    setup = _small(name, core=core)
     curiosity, _ = _train(setup, 3)
     batch = ContractWorld(setup, curiosity).rollout()  # a new world: starts with a first step
     assert batch.intrinsic is not None
@@ -397,6 +413,16 @@ def test_fd_one_step_error_on_the_familiar_cycle_falls() -> None:
     late = world.rollout()
     assert first_batch.intrinsic is not None and late.intrinsic is not None
     assert float(late.intrinsic[2:].mean()) < 0.2 * float(first_batch.intrinsic[2:].mean())
+
+
+def test_a_qlstm_forward_model_learns_the_familiar_cycle() -> None:
+    setup = _small("adversarial", core="qlstm")
+    curiosity = setup.build()
+    world = _random_features_world(setup, curiosity)
+    first = curiosity.update(world.rollout())["error_1step"]
+    for _ in range(60):
+        metrics = curiosity.update(world.rollout())
+    assert metrics["error_1step"] < 0.2 * first, (first, metrics["error_1step"])
 
 
 def test_meta_levels_learn() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from pamiqx_fd_curiosity.networks import ForwardDynamics, run_sequence
+from pamiqx_fd_curiosity.networks import ForwardModel, run_sequence
 
 
 def imagination_weights(steps: int) -> Tensor:
@@ -44,7 +44,7 @@ def imagination_weights(steps: int) -> Tensor:
 
 
 def imagination_errors(
-    model: ForwardDynamics,
+    model: ForwardModel,
     latents: Tensor,
     actions: Tensor,
     next_latents: Tensor,
@@ -180,9 +180,7 @@ class Imagination:
         self.branch_hidden = latent.new_zeros(depth, envs, hidden_dim)
         self.branch_valid = torch.zeros(depth, envs, dtype=torch.bool, device=latent.device)
 
-    def step(
-        self, model: ForwardDynamics, latent: Tensor, action: Tensor, starts: Tensor
-    ) -> Tensor:
+    def step(self, model: ForwardModel, latent: Tensor, action: Tensor, starts: Tensor) -> Tensor:
         """Score the arriving latent against every prediction that targeted it.
 
         Args:

@@ -23,7 +23,7 @@ from pamiqx_fd_curiosity.imagination import (
     imagination_weights,
     weighted_loss,
 )
-from pamiqx_fd_curiosity.networks import ForwardDynamics, latent_width
+from pamiqx_fd_curiosity.networks import ForwardModel, build_forward_model, latent_width
 
 if TYPE_CHECKING:
     from pamiqx_fd_curiosity.plugin import ImaginationOptions
@@ -56,8 +56,8 @@ class ImaginationCuriosity(ForwardDynamicsCuriosity):
             action_spec: The action space.
             device: Where everything lives.
         """
-        model = ForwardDynamics(
-            latent_width(observation_spec), one_hot_width(action_spec.nvec), options.hidden_dim
+        model = build_forward_model(
+            options, latent_width(observation_spec), one_hot_width(action_spec.nvec)
         )
         super().__init__(
             observation_spec,
@@ -68,7 +68,7 @@ class ImaginationCuriosity(ForwardDynamicsCuriosity):
             options.grad_clip,
             options.epochs,
         )
-        self.hidden_dim = options.hidden_dim
+        self.hidden_dim = model.hidden_dim
         self.steps = options.max_imagination_steps
         self.weights = imagination_weights(self.steps).to(self.device)
         self.imagination = Imagination(self.steps, self.weights)
@@ -85,7 +85,7 @@ class ImaginationCuriosity(ForwardDynamicsCuriosity):
         self.imagination.start(latent, self.hidden_dim)
 
     def _agent_reward(self, latent: Tensor, action: Tensor, starts: Tensor) -> Tensor:
-        assert isinstance(self.agent_model, ForwardDynamics)
+        assert isinstance(self.agent_model, ForwardModel)
         error = self.imagination.step(self.agent_model, latent, action, starts)
         self.last_error = torch.where(starts, torch.zeros_like(error), error)
         self._record("error", error, ~starts)
@@ -108,7 +108,7 @@ class ImaginationCuriosity(ForwardDynamicsCuriosity):
         dones: Tensor,
         hidden: Tensor,
     ) -> tuple[Tensor, dict[str, float], Tensor]:
-        assert isinstance(self.model, ForwardDynamics)
+        assert isinstance(self.model, ForwardModel)
         errors, valid, last = imagination_errors(
             self.model, latents, actions, next_latents, dones, hidden, self.steps
         )
@@ -127,7 +127,7 @@ class ImaginationCuriosity(ForwardDynamicsCuriosity):
         Returns:
             ``(T, E)`` ``e_t`` of each transition's next observation (0 where ``dones``).
         """
-        assert isinstance(self.model, ForwardDynamics)
+        assert isinstance(self.model, ForwardModel)
         latents = self.latents(batch.observations)
         next_latents = self.latents(batch.next_observations)
         dones = batch.dones.to(self.device, torch.bool)

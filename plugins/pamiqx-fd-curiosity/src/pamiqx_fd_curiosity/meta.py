@@ -14,7 +14,8 @@ from torch import Tensor, nn
 from pamiqx.api import ActionSpec, ObservationSpec, Transitions, one_hot_width
 from pamiqx_fd_curiosity.base import ForwardDynamicsCuriosity
 from pamiqx_fd_curiosity.networks import (
-    ForwardDynamics,
+    ForwardModel,
+    build_forward_model,
     latent_width,
     run_sequence,
     standardise,
@@ -107,10 +108,11 @@ class MetaCuriosity(ForwardDynamicsCuriosity):
             device: Where everything lives.
         """
         width = latent_width(observation_spec)
-        levels = nn.ModuleList(
-            ForwardDynamics(width, one_hot_width(action_spec.nvec), options.hidden_dim)
+        models = [
+            build_forward_model(options, width, one_hot_width(action_spec.nvec))
             for _ in range(options.num_meta_levels)
-        )
+        ]
+        levels = nn.ModuleList(models)
         super().__init__(
             observation_spec,
             levels,
@@ -120,7 +122,7 @@ class MetaCuriosity(ForwardDynamicsCuriosity):
             options.grad_clip,
             options.epochs,
         )
-        self.hidden_dim = options.hidden_dim
+        self.hidden_dim = models[0].hidden_dim
         self.levels = options.num_meta_levels
         self.coefficients = torch.tensor(
             meta_coefficients(options.coefficients, self.levels), device=self.device
@@ -129,9 +131,9 @@ class MetaCuriosity(ForwardDynamicsCuriosity):
         self.hidden: Tensor | None = None
         self.last_components: Tensor | None = None
 
-    def _levels(self, module: nn.Module) -> list[ForwardDynamics]:
+    def _levels(self, module: nn.Module) -> list[ForwardModel]:
         assert isinstance(module, nn.ModuleList)
-        return [level for level in module if isinstance(level, ForwardDynamics)]
+        return [level for level in module if isinstance(level, ForwardModel)]
 
     def _agent_ready(self, num_envs: int) -> bool:
         return self.latent is not None and self.latent.shape[0] == num_envs

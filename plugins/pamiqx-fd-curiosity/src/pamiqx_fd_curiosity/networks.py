@@ -6,18 +6,28 @@
   vectors are used as they are, ``(N, D)`` tokens flattened to ``N * D``, so the
   prediction target is always the full latent. Raw images are refused at build
   (:func:`pamiqx_fd_curiosity.plugin.require_latents`).
-* :class:`ForwardDynamics`: ``fd(o_t, a_t, g_t) -> (ô_{t+1}, g_{t+1})``, a GRU cell
-  over ``[o_t, one-hot(a_t)]`` and a linear head; :func:`run_sequence` runs it
-  over a time-major sequence.
+* :class:`ForwardModel`: ``fd(o_t, a_t, g_t) -> (ô_{t+1}, g_{t+1})`` over
+  ``[o_t, one-hot(a_t)]`` with a linear head; :class:`ForwardDynamics` has a GRU
+  cell for its core, :class:`CoreForwardDynamics` one of the reference's
+  recurrent stacks (``qlstm``, ``qgru``: :mod:`pamiqx.api.cores`), and
+  :func:`build_forward_model` picks one from the options' ``core``.
+  :func:`run_sequence` runs a model over a time-major sequence.
 * :func:`standardise`: the per-world standardisation of the meta cascade.
 """
 
 from __future__ import annotations
 
+import abc
+from typing import TYPE_CHECKING, Literal
+
 import torch
 from torch import Tensor, nn
 
 from pamiqx.api import ObservationSpec
+from pamiqx.api.cores import CoreSizes, RecurrentStack
+
+if TYPE_CHECKING:
+    from pamiqx_fd_curiosity.plugin import FDOptions
 
 STANDARDISE_EPS = 1e-6
 
@@ -59,15 +69,45 @@ class FlatLatent(nn.Module):
         return observations.detach().flatten(start_dim=1).float()
 
 
-class ForwardDynamics(nn.Module):
+class ForwardModel(nn.Module, abc.ABC):
     """Recurrent forward dynamics ``fd(o_t, a_t, g_t) -> (ô_{t+1}, g_{t+1})``.
 
-    A GRU cell over ``[o_t, one-hot(a_t)]`` and a linear head from the new
-    hidden state to the predicted latent; deterministic (trained with MSE).
+    Deterministic (trained with MSE); one step at a time for any leading batch
+    shape, with the recurrent state ``g`` a flat ``(..., hidden_dim)`` tensor.
 
     Attributes:
-        hidden_dim: Size of the recurrent state ``g``.
+        hidden_dim: Size of the flat recurrent state ``g``.
     """
+
+    hidden_dim: int
+
+    def forward(self, latent: Tensor, action: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """Predict the next latent for any leading batch shape.
+
+        Args:
+            latent: ``(..., D)`` current latent (real or imagined).
+            action: ``(..., A)`` one-hot action taken there.
+            hidden: ``(..., hidden_dim)`` recurrent state.
+
+        Returns:
+            ``(..., D)`` predicted next latent and ``(..., hidden_dim)`` next state.
+        """
+        lead = latent.shape[:-1]
+        x = torch.cat([latent, action], dim=-1).reshape(-1, latent.shape[-1] + action.shape[-1])
+        prediction, h = self.step(x, hidden.reshape(-1, self.hidden_dim))
+        return prediction.reshape(*lead, -1), h.reshape(*lead, self.hidden_dim)
+
+    @abc.abstractmethod
+    def step(self, x: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """One step on ``(B, D + A)`` inputs from a ``(B, hidden_dim)`` state.
+
+        Returns:
+            ``(B, D)`` predicted next latents and ``(B, hidden_dim)`` next states.
+        """
+
+
+class ForwardDynamics(ForwardModel):
+    """A GRU cell over ``[o_t, one-hot(a_t)]`` and a linear head from its new state."""
 
     def __init__(self, latent_dim: int, action_dim: int, hidden_dim: int) -> None:
         """Create the cell and the head.
@@ -82,26 +122,71 @@ class ForwardDynamics(nn.Module):
         self.cell = nn.GRUCell(latent_dim + action_dim, hidden_dim)
         self.head = nn.Linear(hidden_dim, latent_dim)
 
-    def forward(self, latent: Tensor, action: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
-        """Predict the next latent for any leading batch shape.
+    def step(self, x: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """One GRU step, then the head on the new state."""
+        h = self.cell(x, hidden)
+        prediction: Tensor = self.head(h)
+        return prediction, h
+
+
+class CoreForwardDynamics(ForwardModel):
+    """A reference recurrent stack over ``[o_t, one-hot(a_t)]`` and a linear head.
+
+    The stack (input projection, pre-RMSNorm blocks with the input-gated
+    recurrence, SwiGLU feed-forwards, residuals: :class:`pamiqx.api.cores.RecurrentStack`)
+    is the reference's forward-dynamics core; its flat state is ``g``. Dropout is
+    never applied: the same forward pass scores the agent's steps and trains.
+
+    Attributes:
+        core: The recurrent stack.
+        head: Its output to the predicted latent.
+    """
+
+    def __init__(
+        self, latent_dim: int, action_dim: int, kind: Literal["qlstm", "qgru"], sizes: CoreSizes
+    ) -> None:
+        """Create the stack and the head.
 
         Args:
-            latent: ``(..., D)`` current latent (real or imagined).
-            action: ``(..., A)`` one-hot action taken there.
-            hidden: ``(..., H)`` recurrent state.
-
-        Returns:
-            ``(..., D)`` predicted next latent and ``(..., H)`` next recurrent state.
+            latent_dim: Size of ``o_t``.
+            action_dim: Width of the one-hot action.
+            kind: ``qlstm`` or ``qgru``.
+            sizes: The stack's depth, width and feed-forward ratio.
         """
-        lead = latent.shape[:-1]
-        x = torch.cat([latent, action], dim=-1).reshape(-1, latent.shape[-1] + action.shape[-1])
-        h = self.cell(x, hidden.reshape(-1, self.hidden_dim))
-        prediction: Tensor = self.head(h)
-        return prediction.reshape(*lead, -1), h.reshape(*lead, self.hidden_dim)
+        super().__init__()
+        self.core = RecurrentStack(kind, latent_dim + action_dim, sizes)
+        self.hidden_dim = self.core.state_dim
+        self.head = nn.Linear(self.core.width, latent_dim)
+
+    def step(self, x: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """One step of the stack (the recurrence, not the window scan), then the head."""
+        y, h = self.core.step(x, hidden)
+        prediction: Tensor = self.head(y)
+        return prediction, h
+
+
+def build_forward_model(options: FDOptions, latent_dim: int, action_dim: int) -> ForwardModel:
+    """Build the forward model the options' ``core`` names.
+
+    ``gru``: a GRU cell of ``hidden_dim`` units. ``qlstm``, ``qgru``: a stack of
+    ``core_depth`` blocks of width ``hidden_dim`` with feed-forward ratio
+    ``core_ff_ratio`` (the reference's: 8 x 1024, ratio 4).
+
+    Args:
+        options: A forward-dynamics mechanism's options.
+        latent_dim: Size of ``o_t``.
+        action_dim: Width of the one-hot action.
+    """
+    if options.core == "gru":
+        return ForwardDynamics(latent_dim, action_dim, options.hidden_dim)
+    sizes = CoreSizes(
+        depth=options.core_depth, width=options.hidden_dim, ff_ratio=options.core_ff_ratio
+    )
+    return CoreForwardDynamics(latent_dim, action_dim, options.core, sizes)
 
 
 def run_sequence(
-    model: ForwardDynamics, latents: Tensor, actions: Tensor, dones: Tensor, hidden: Tensor
+    model: ForwardModel, latents: Tensor, actions: Tensor, dones: Tensor, hidden: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run the FD over a time-major sequence on the real latents.
 

@@ -56,13 +56,26 @@ class FDOptions:
     so its size is that stage's option, not the mechanism's.
 
     Attributes:
-        hidden_dim: Size of the forward-dynamics model's GRU state.
+        hidden_dim: Width of the forward-dynamics model's core: the GRU's state, or
+            the width of a ``qlstm``/``qgru`` stack.
+        core: The forward model's recurrent core: ``gru`` (a GRU cell), or the
+            reference's ``qlstm`` or ``qgru`` stack (pre-RMSNorm blocks with the
+            input-gated recurrence and a SwiGLU feed-forward; the reference's
+            forward models are 8 blocks of 1,024: ``hidden_dim = 1024``,
+            ``core_depth = 8``).
+        core_depth: Blocks of a ``qlstm``/``qgru`` core.
+        core_ff_ratio: Feed-forward width of a ``qlstm``/``qgru`` block, over its width.
         lr: Adam learning rate of the forward-dynamics model(s).
         grad_clip: Maximum gradient norm per step (0: no clipping).
         epochs: Gradient steps per ``update()`` on the whole batch.
     """
 
     hidden_dim: int = attrs.field(default=256, validator=_positive)
+    core: Literal["gru", "qlstm", "qgru"] = attrs.field(
+        default="gru", validator=attrs.validators.in_(("gru", "qlstm", "qgru"))
+    )
+    core_depth: int = attrs.field(default=2, validator=_positive)
+    core_ff_ratio: float = attrs.field(default=4.0, validator=_positive_float)
     lr: float = attrs.field(default=1e-3, validator=_positive_float)
     grad_clip: float = attrs.field(default=1.0, validator=attrs.validators.ge(0.0))
     epochs: int = attrs.field(default=1, validator=_positive)
