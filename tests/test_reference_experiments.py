@@ -1,0 +1,76 @@
+"""The reference experiments' files (experiments/reference/): full size validates, -maze runs.
+
+Each ``<mechanism>.toml`` is the reference experiment at its own sizes (a GPU host);
+``<mechanism>-maze.toml`` is the same path sized for a 2-core CPU in sim-maze.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import attrs
+import pytest
+
+from pamiqx.experiment import load_experiment
+
+REFERENCE = Path(__file__).resolve().parents[1] / "experiments" / "reference"
+MECHANISMS = ["adversarial", "delta-minimize", "meta"]
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_the_full_size_file_validates_at_the_reference_sizes(mechanism: str) -> None:
+    resolved = load_experiment(REFERENCE / f"{mechanism}.toml")
+    exp = resolved.experiment
+    assert exp.name == f"reference-{mechanism}"
+    assert resolved.curiosity.entry.name == mechanism
+    representation = resolved.representation.options
+    assert (representation.input_size, representation.width, representation.depth) == (144, 432, 6)
+    assert resolved.models["policy"].entry.name == "qlstm"
+    assert resolved.models["policy"].options.preset == "reference"
+    curiosity = resolved.curiosity.options
+    assert (curiosity.core, curiosity.hidden_dim, curiosity.core_depth) == ("qlstm", 1024, 8)
+    policy = exp.policy
+    assert (policy.regime, policy.replay_size, policy.train_every) == ("replay-windows", 1000, 128)
+    assert (policy.windows, policy.window_length, policy.optimizer) == (32, 256, "sgd-nesterov")
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_the_maze_variant_changes_sizes_and_world_only(mechanism: str) -> None:
+    full = load_experiment(REFERENCE / f"{mechanism}.toml")
+    maze = load_experiment(REFERENCE / f"{mechanism}-maze.toml")
+    assert maze.experiment.name == f"reference-{mechanism}-maze"
+    assert maze.environment.entry.name == "sim-maze"
+    assert maze.representation.options.input_size == 64
+    assert maze.experiment.policy.regime == "replay-windows"
+    assert maze.experiment.policy.gamma_int == full.experiment.policy.gamma_int
+    # The mechanism's own settings stay; only the forward model's width and depth shrink.
+    fields = attrs.asdict(full.curiosity.options)
+    shrunk = {"hidden_dim", "core_depth"}
+    assert {k: v for k, v in attrs.asdict(maze.curiosity.options).items() if k not in shrunk} == {
+        k: v for k, v in fields.items() if k not in shrunk
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_the_maze_variant_runs_2048_steps(mechanism: str, tmp_path: Path) -> None:
+    pamiqx = Path(sys.executable).with_name("pamiqx")
+    command = [
+        str(pamiqx),
+        "run",
+        str(REFERENCE / f"{mechanism}-maze.toml"),
+        "run.max_steps=2048",
+        f"run.log_dir={tmp_path}",
+        "tracking.enabled=false",
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "CI": "true"}, timeout=900
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (events,) = tmp_path.glob(f"reference-{mechanism}-maze/*/events.jsonl")
+    end = json.loads(events.read_text().splitlines()[-1])
+    assert end["event"] == "end" and end["status"] == "finished" and end["step"] == 2048
