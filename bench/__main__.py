@@ -25,6 +25,7 @@ BENCHMARKS = [
     "jepa",
     "representation",
     "cores",
+    "reference_step",
     "sweep_overhead",
 ]
 RESULTS = Path(__file__).parent / "results"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from bench.__main__ import shown_value
+from bench.reference_step import STEPS, step_latencies
 from bench.training_speed import installed_curiosities, measure
 
 # A small world and rollout: the benchmark's settings otherwise (4 worlds, lock-step).
@@ -23,6 +24,11 @@ def test_every_curiosity_runs_in_the_benchmark_loop(curiosity: str) -> None:
     assert result["steps"] == 64
     assert result["steps_per_second"] > 0
     assert result["steps_per_cpu_second"] > 0
+
+
+def test_the_reference_step_bench_times_the_agent_side_of_each_step() -> None:
+    times = step_latencies("experiments/reference/adversarial-maze.toml", [], "cpu")
+    assert len(times) == STEPS and min(times) > 0
 
 
 @pytest.mark.parametrize(
