@@ -242,27 +242,41 @@ def prepare_repository(config: TrackingConfig, log_dir: Path) -> threading.Threa
     return thread
 
 
-def _open_repository(repo_path: Path) -> Any:
+def _open_repository(repo_path: Path) -> None:
     """Open (creating when missing) the repository; aim keeps it for the runs opened later."""
+    try:
+        with _init_lock(repo_path):
+            _repository(repo_path)
+    except Exception:  # noqa: BLE001 - open_tracker opens it again and reports the error
+        return
+
+
+def _init_lock(repo_path: Path) -> Any:
+    """The lock under which one process at a time opens (and may create) the repository.
+
+    Runs started together (a comparison of several curiosities) would otherwise race
+    to create it.
+    """
     import filelock
+
+    repo_path.mkdir(parents=True, exist_ok=True)
+    return filelock.FileLock(str(repo_path) + ".init.lock", timeout=300)
+
+
+def _repository(repo_path: Path) -> Any:
+    """Open the repository, creating it when missing (``aim init``); call under the lock.
+
+    ``Repo.from_path`` keeps the repository for the runs this process opens later.
+    """
     from aim.sdk.repo import Repo
 
-    try:
-        repo_path.mkdir(parents=True, exist_ok=True)
-        # Runs started together (a comparison of several curiosities) would race to
-        # create the repository: one process at a time initialises it.
-        with filelock.FileLock(str(repo_path) + ".init.lock", timeout=300):
-            # The equivalent of `aim init`; from_path keeps the Repo for the runs.
-            return Repo.from_path(str(repo_path), init=not Repo.exists(str(repo_path)))
-    except Exception:  # noqa: BLE001 - open_tracker opens it again and reports the error
-        return None
+    return Repo.from_path(str(repo_path), init=not Repo.exists(str(repo_path)))
 
 
 def _open_run(repo_path: Path, experiment: str, run_hash: str | None, system_metrics: bool) -> Any:
     """Open (or create) the repository and start or continue a run in it."""
     import filelock
     from aim.sdk.errors import RunLockingError
-    from aim.sdk.repo import Repo
     from aim.sdk.run import Run
 
     preparing = _preparing.pop(str(repo_path), None)
@@ -280,12 +294,8 @@ def _open_run(repo_path: Path, experiment: str, run_hash: str | None, system_met
     if not system_metrics:
         kwargs["system_tracking_interval"] = None
     try:
-        repo_path.mkdir(parents=True, exist_ok=True)
-        # Runs started together (a comparison of several curiosities) would race to
-        # create the repository: one process at a time initialises it.
-        with filelock.FileLock(str(repo_path) + ".init.lock", timeout=300):
-            # The equivalent of `aim init`; from_path keeps the Repo for the Run below.
-            repo = Repo.from_path(str(repo_path), init=not Repo.exists(str(repo_path)))
+        with _init_lock(repo_path):
+            repo = _repository(repo_path)
             if run_hash is None or not repo.run_exists(run_hash):
                 return Run(**kwargs)
         if (str(repo_path), run_hash) in _open_runs:
