@@ -163,6 +163,9 @@ def _open_repo(path: Path, run_hash: str | None) -> tuple[Any, list[str]]:
 
     try:
         aim_repo = Repo.from_path(str(path))
+        # aim caches a repository's run list for 0.5 s (and keeps the Repo for the
+        # process): a run this process finished just now would be missing from it.
+        Repo._all_run_hashes.cache_clear()
         hashes = sorted(aim_repo.list_all_runs())
     except Exception as exc:
         raise AimRepoUnreadable(

@@ -270,7 +270,10 @@ def _repository(repo_path: Path) -> Any:
     """
     from aim.sdk.repo import Repo
 
-    return Repo.from_path(str(repo_path), init=not Repo.exists(str(repo_path)))
+    repo = Repo.from_path(str(repo_path), init=not Repo.exists(str(repo_path)))
+    # aim caches the run list for 0.5 s: a run just finished here must be found.
+    Repo._all_run_hashes.cache_clear()
+    return repo
 
 
 def _open_run(repo_path: Path, experiment: str, run_hash: str | None, system_metrics: bool) -> Any:

@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor, nn
 
-from pamiqx.api import ObservationSpec
-from pamiqx.api.cores import CoreSizes, RecurrentStack
+from pamiqx.api import CoreSizes, ObservationSpec, RecurrentStack
 
 if TYPE_CHECKING:
     from pamiqx_fd_curiosity.plugin import FDOptions
