@@ -272,3 +272,27 @@ def test_two_processes_creating_one_repository_both_succeed(tmp_path: Path) -> N
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errors
     assert len(read_metrics(tmp_path / "aim")) == 2
+
+
+def test_a_run_opened_at_once_after_the_preparation_started_does_not_race_its_imports(
+    tmp_path: Path,
+) -> None:
+    # In a fresh process aim is not imported yet: the preparation imports it on its
+    # thread while the run's open would import it on the main thread (a deadlock on
+    # aim's circular imports, 3 times in 5 before the open waited).
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from pamiqx.experiment import TrackingConfig\n"
+        "from pamiqx.tracking import open_tracker, prepare_repository\n"
+        "prepare_repository(TrackingConfig(), Path(sys.argv[1]))\n"
+        "open_tracker(TrackingConfig(), 'race', Path(sys.argv[1]), {}).close()\n"
+    )
+    for attempt in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / str(attempt))],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]

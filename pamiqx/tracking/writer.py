@@ -278,13 +278,15 @@ def _repository(repo_path: Path) -> Any:
 
 def _open_run(repo_path: Path, experiment: str, run_hash: str | None, system_metrics: bool) -> Any:
     """Open (or create) the repository and start or continue a run in it."""
+    # First wait for the preparation: two threads importing aim at once deadlock on
+    # its circular imports.
+    preparing = _preparing.pop(str(repo_path), None)
+    if preparing is not None:
+        preparing.join()
     import filelock
     from aim.sdk.errors import RunLockingError
     from aim.sdk.run import Run
 
-    preparing = _preparing.pop(str(repo_path), None)
-    if preparing is not None:
-        preparing.join()
     replace_aim_exit_hook()
     kwargs: dict[str, Any] = {
         "repo": str(repo_path),
