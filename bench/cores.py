@@ -7,11 +7,11 @@ multi-second CPU stack rows are one cold measurement each).
   state): :func:`pamiqx.api.cores.linear_scan` against a Python loop, forward and
   forward + backward;
 * the reference stack (8 blocks of width 1024, feed-forward x4), ``forward_window``
-  against 256 ``step`` calls, forward and forward + backward. On the CPU its batch
-  is :data:`CPU_STACK_BATCH`, not 32: one batch-32 window is ~2.2 TFLOP forward,
-  minutes on a small CPU, and its step loop there runs :data:`CPU_LOOP_STEPS` steps
-  scaled to 256 (the four rows take ~1.5 minutes on 2 cores).
-  On CUDA (rows only where torch sees a GPU) the batch is 32.
+  against 256 ``step`` calls, forward and forward + backward, at batch 32 (the
+  reference's 32 windows). On the CPU one such window is ~2.2 TFLOP forward, so its
+  step loop runs :data:`CPU_LOOP_STEPS` steps scaled to 256 (its backward writes
+  every weight's gradient once per step); the four rows take ~2 minutes on 2 cores.
+  CUDA rows appear where torch sees a GPU.
 
 ``python -m bench cores`` (or ``python -m bench.cores`` for the rows as JSON).
 """
@@ -28,9 +28,8 @@ import torch
 
 COMMAND = "python -m bench cores"
 STEPS, BATCH, WIDTH = 256, 32, 1024
-CPU_STACK_BATCH = 1
 # On the CPU the stack's step loop runs this many steps and its time is scaled to STEPS:
-# its backward writes every weight's gradient once per step (~6 minutes for 256 steps).
+# its backward writes every weight's gradient once per step (minutes for 256 steps).
 CPU_LOOP_STEPS = 32
 REPEATS = 3
 
@@ -143,7 +142,7 @@ def run() -> list[dict[str, object]]:
     """Measure the scan and the stack on the CPU, and on CUDA where torch sees a GPU."""
     cpu = torch.device("cpu")
     rows = _recurrence_rows(cpu, REPEATS)
-    rows += _stack_rows(cpu, CPU_STACK_BATCH, 1, warm_up=False, loop_steps=CPU_LOOP_STEPS)
+    rows += _stack_rows(cpu, BATCH, 1, warm_up=False, loop_steps=CPU_LOOP_STEPS)
     if torch.cuda.is_available():
         cuda = torch.device("cuda")
         rows += _recurrence_rows(cuda, 10)
