@@ -38,6 +38,13 @@ def test_the_full_size_file_validates_at_the_reference_sizes(mechanism: str) -> 
     assert (policy.windows, policy.window_length, policy.optimizer) == (32, 256, "sgd-nesterov")
 
 
+def test_the_shared_path_runs_alone_as_its_own_none_baseline() -> None:
+    resolved = load_experiment(REFERENCE / "vrchat.toml")
+    assert resolved.experiment.name == "reference-vrchat"  # never vrchat-none's runs
+    assert resolved.curiosity.entry.name == "none"
+    assert resolved.experiment.policy.regime == "replay-windows"
+
+
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_the_maze_variant_changes_sizes_and_world_only(mechanism: str) -> None:
     full = load_experiment(REFERENCE / f"{mechanism}.toml")

@@ -21,6 +21,7 @@ from typing import Any
 
 from pamiqx.api.errors import PamiqxError
 from pamiqx.tracking.exit_hook import replace_aim_exit_hook
+from pamiqx.tracking.run_list import forget_cached_run_list
 
 __all__ = ["AimRepoUnreadable", "AimRunUnreadable", "Metrics", "read_metrics", "read_params"]
 
@@ -163,9 +164,7 @@ def _open_repo(path: Path, run_hash: str | None) -> tuple[Any, list[str]]:
 
     try:
         aim_repo = Repo.from_path(str(path))
-        # aim caches a repository's run list for 0.5 s (and keeps the Repo for the
-        # process): a run this process finished just now would be missing from it.
-        Repo._all_run_hashes.cache_clear()
+        forget_cached_run_list()
         hashes = sorted(aim_repo.list_all_runs())
     except Exception as exc:
         raise AimRepoUnreadable(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pamiqx.api.errors import PamiqxError
 from pamiqx.tracking.exit_hook import replace_aim_exit_hook
+from pamiqx.tracking.run_list import forget_cached_run_list
 
 if TYPE_CHECKING:
     from pamiqx.experiment import TrackingConfig
@@ -271,8 +272,7 @@ def _repository(repo_path: Path) -> Any:
     from aim.sdk.repo import Repo
 
     repo = Repo.from_path(str(repo_path), init=not Repo.exists(str(repo_path)))
-    # aim caches the run list for 0.5 s: a run just finished here must be found.
-    Repo._all_run_hashes.cache_clear()
+    forget_cached_run_list()  # a run this process just finished must be found
     return repo
 
 
