@@ -140,6 +140,27 @@ def test_window_equals_stepping_with_resets(kind: CoreKind) -> None:
         assert surprisal is None
 
 
+@pytest.mark.parametrize("kind", ["qlstm", "qgru"])
+def test_window_states_are_the_states_stepping_reaches(kind: CoreKind) -> None:
+    stack = _stack(kind)
+    steps, batch = 37, 3
+    x = torch.randn(steps, batch, 5, dtype=torch.float64)
+    resets = torch.rand(steps, batch) < 0.2
+    state = _busy_state(stack, batch)
+    y, every = stack.forward_window_states(x, state, resets)
+    assert every.shape == (steps, batch, stack.state_dim)
+    for t in range(steps):
+        out, state = stack.step(x[t], state, resets[t])
+        torch.testing.assert_close(y[t], out, rtol=0, atol=1e-9)
+        torch.testing.assert_close(every[t], state, rtol=0, atol=1e-9)
+
+
+def test_window_states_refuse_the_ttt_core() -> None:
+    stack = _stack("ttt")
+    with pytest.raises(ValueError, match="qlstm or qgru"):
+        stack.forward_window_states(torch.zeros(2, 1, 5, dtype=torch.float64), _busy_state(stack, 1))
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_windows_chain_through_their_states(kind: CoreKind) -> None:
     stack = _stack(kind)

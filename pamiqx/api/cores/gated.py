@@ -76,11 +76,20 @@ class GatedRecurrence(Mixer):
         self, x: Tensor, state: Tensor, keep: Tensor
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """Mix a window with the parallel scan."""
+        y, h = self.window_states(x, state, keep)
+        return y, h[-1], None
+
+    def window_states(self, x: Tensor, state: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
+        """Mix a window with the parallel scan; returns outputs and the ``(T, B, dim)`` states.
+
+        The state after every step comes out of the scan anyway; models that branch
+        from each step (a forward model's imagination) need them all.
+        """
         a, b = self.gates(x)
         a = widened(a)
         a = a * keep.unsqueeze(-1).to(a.dtype)
         h = linear_scan(a, widened(b), widened(state))
-        return self.readout(h, x).to(x.dtype), h[-1], None
+        return self.readout(h, x).to(x.dtype), h
 
     def step(self, x: Tensor, state: Tensor, keep: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """Mix one step with the recurrence itself."""

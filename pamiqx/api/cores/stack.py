@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pamiqx.api.cores.gated import Mixer, QGRULayer, QLSTMLayer
+from pamiqx.api.cores.gated import GatedRecurrence, Mixer, QGRULayer, QLSTMLayer
 from pamiqx.api.cores.layers import RMSNorm, SwiGLU
 from pamiqx.api.cores.sizes import SMALL_SIZES, CoreKind, CoreSizes
 from pamiqx.api.cores.ttt import TTTLayer
@@ -42,7 +42,8 @@ class CoreBlock(nn.Module):
         self.norm_ff = RMSNorm(mixer.dim)
         self.ff = SwiGLU(mixer.dim, max(1, round(mixer.dim * ff_ratio)))
 
-    def _residuals(self, x: Tensor, mixed: Tensor, regularize: bool) -> Tensor:
+    def residuals(self, x: Tensor, mixed: Tensor, regularize: bool) -> Tensor:
+        """Add the mixed output and then the feed-forward to ``x`` (dropout if ``regularize``)."""
         x = x + F.dropout(mixed, self.dropout, training=regularize)
         return x + F.dropout(self.ff(self.norm_ff(x)), self.dropout, training=regularize)
 
@@ -51,14 +52,14 @@ class CoreBlock(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """Run a ``(T, B, width)`` window; returns outputs, state and surprisal."""
         mixed, state, surprisal = self.mixer.window(self.norm_mixer(x), state, keep)
-        return self._residuals(x, mixed, regularize), state, surprisal
+        return self.residuals(x, mixed, regularize), state, surprisal
 
     def step(
         self, x: Tensor, state: Tensor, keep: Tensor, regularize: bool
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """Run one ``(B, width)`` step; returns outputs, state and surprisal."""
         mixed, state, surprisal = self.mixer.step(self.norm_mixer(x), state, keep)
-        return self._residuals(x, mixed, regularize), state, surprisal
+        return self.residuals(x, mixed, regularize), state, surprisal
 
 
 def _keep(resets: Tensor | None, shape: tuple[int, ...], like: Tensor) -> Tensor:
@@ -193,6 +194,41 @@ class RecurrentStack(nn.Module):
         """Run one step; returns ``(B, width)`` outputs and the state after it."""
         y, state, _ = self.step_with_surprisal(x, state, reset, regularize)
         return y, state
+
+    def forward_window_states(
+        self, x: Tensor, state: Tensor, resets: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Run a window and return the flat state after *every* step (``qlstm``, ``qgru``).
+
+        The parallel scan computes each step's state anyway; a model that branches
+        from every step of a window (a forward model's multi-step imagination) takes
+        them all from one call instead of stepping through the window.
+
+        Args:
+            x: ``(T, B, input_dim)`` inputs.
+            state: ``(B, state_dim)`` state before the first step.
+            resets: Optional ``(T, B)`` episode starts, as in :meth:`forward_window`.
+
+        Returns:
+            ``(T, B, width)`` outputs and ``(T, B, state_dim)`` states, ``[t]`` being the
+            state after step ``t`` (what :meth:`step` would return there).
+
+        Raises:
+            ValueError: For ``ttt``, whose per-step state (the fast weights) is too large
+                to keep for every step.
+        """
+        if self.kind == "ttt":
+            raise ValueError("forward_window_states needs a qlstm or qgru stack, not ttt")
+        keep = _keep(resets, x.shape[:2], state)
+        h: Tensor = self.input(x)
+        parts = torch.split(state, self.state_widths, -1)
+        states = []
+        for block, part in zip(self._core_blocks(), parts, strict=True):
+            assert isinstance(block.mixer, GatedRecurrence)
+            mixed, every = block.mixer.window_states(block.norm_mixer(h), part, keep)
+            h = block.residuals(h, mixed, regularize=False)
+            states.append(every.to(state.dtype))
+        return self.norm(h), torch.cat(states, -1)
 
     def forward(
         self, x: Tensor, state: Tensor, resets: Tensor | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import io
+import math
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,7 +52,12 @@ from pamiqx.testing import (
     ContractSetup,
     ContractWorld,
     check_curiosity_contract,
+    check_device,
+    check_no_gradient_leak,
+    check_novelty,
     check_plugin_distribution,
+    check_reward_shape,
+    check_state_round_trip,
 )
 
 MULTI = ActionSpec("multi_discrete", (3, 3, 2))
@@ -254,6 +260,37 @@ def test_contract_meta() -> None:
     )
 
 
+# The replay-windows regime's small sizes: 16 new steps per call, 4 windows of 8 steps.
+REPLAY: dict[str, Any] = {
+    "regime": "replay-windows",
+    "replay_size": 64,
+    "train_every": 16,
+    "windows": 4,
+    "window_length": 8,
+    "windows_per_step": 2,
+}
+
+
+@pytest.mark.parametrize("name", ["adversarial", "delta-minimize", "meta"])
+def test_contract_under_replay_windows(name: str) -> None:
+    """Every check but "repeated updates on one batch lower the loss".
+
+    Under ``replay-windows`` an update trains only once new steps were scored,
+    so updating on one batch again trains nothing; ``test_fd_replay.py`` shows
+    the loss and the rewards falling as steps arrive.
+    """
+    plugin, options = PLUGINS[name]
+    reward_fn = {"delta-minimize": _surprise, "meta": _top_level}.get(name)
+    attribute = {"delta-minimize": "last_error", "meta": "last_components"}.get(name)
+    traced = plugin if attribute is None else _traced(plugin, attribute)
+    setup = ContractSetup(traced, options(**SMALL, **REPLAY), observation_spec=VECTORS)
+    check_reward_shape(setup)
+    check_no_gradient_leak(setup)
+    check_state_round_trip(setup)
+    check_device(setup)
+    check_novelty(setup, reward_fn=reward_fn)
+
+
 # -- formulas ---------------------------------------------------------------------------------
 
 
@@ -265,14 +302,21 @@ def test_imagination_weights_for_three_steps() -> None:
     assert float(imagination_weights(5).sum()) == pytest.approx(1.0)
 
 
-def test_combine_errors_uses_only_existing_predictions() -> None:
-    weights = imagination_weights(3)
-    errors = torch.tensor([[1.0, 1.0], [4.0, 4.0], [9.0, 9.0]])
-    valid = torch.tensor([[True, True], [True, False], [False, False]])
-    combined = combine_errors(errors, valid, weights)
-    w = weights.tolist()
-    expected_first = (w[0] * 1 + w[1] * 4) / (w[0] + w[1])
-    assert combined.tolist() == pytest.approx([expected_first, 1.0])
+def test_combine_errors_weighs_the_first_predictions_by_their_own_count() -> None:
+    # Three steps; the first world has 2 predictions, the second 1, the third all 3.
+    errors = torch.tensor([[1.0, 1.0, 1.0], [4.0, 4.0, 4.0], [9.0, 9.0, 9.0]])
+    valid = torch.tensor([[True, True, True], [True, False, True], [False, False, True]])
+    combined = combine_errors(errors, valid)
+    # n = 2 available: the reference's average_exponentially of 2 values, w = exp(-1/2).
+    w2 = math.exp(-1 / 2)
+    expected_two = (1 * 1 + w2 * 4) / (1 + w2)
+    # n = 3: w = exp(-1/3), the K-step weights.
+    w3 = math.exp(-1 / 3)
+    expected_three = (1 + w3 * 4 + w3**2 * 9) / (1 + w3 + w3**2)
+    assert combined.tolist() == pytest.approx([expected_two, 1.0, expected_three], rel=1e-6)
+    # Not the K-step weights renormalised over the two available (the former rule).
+    w = imagination_weights(3).tolist()
+    assert combined[0] != pytest.approx((w[0] * 1 + w[1] * 4) / (w[0] + w[1]), rel=1e-3)
 
 
 def test_meta_coefficients_and_cascade() -> None:
@@ -286,13 +330,15 @@ def test_meta_coefficients_and_cascade() -> None:
     predictions[0] = standardise(target)  # level 0 predicts perfectly
     targets, squared = meta_targets(predictions, target)
     assert torch.allclose(targets[0].mean(-1), torch.zeros(3), atol=1e-5)
-    assert torch.allclose(targets[0].std(-1, unbiased=False), torch.ones(3), atol=1e-4)
+    # The reference's Standardize: the unbiased std over the whole latent.
+    assert torch.allclose(targets[0].std(-1, unbiased=True), torch.ones(3), atol=1e-4)
     assert torch.allclose(squared[0], torch.zeros(3), atol=1e-8)
     # Nothing left to explain: tau_1 = delta_0 = 0 standardises to 0 (eps), so delta_1 = 0.
     assert torch.allclose(squared[1], torch.zeros(3), atol=1e-8)
     predictions[0] = 0.0  # level 0 predicts nothing: the whole standardised target is left
     _, squared = meta_targets(predictions, target)
-    assert torch.allclose(squared, torch.ones(2, 3), atol=1e-4)
+    # mean(x^2) of a vector standardised with the unbiased std is (D - 1) / D.
+    assert torch.allclose(squared, torch.full((2, 3), 15 / 16), atol=1e-4)
 
 
 # -- agent side -------------------------------------------------------------------------------

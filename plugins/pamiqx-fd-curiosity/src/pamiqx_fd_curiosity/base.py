@@ -13,14 +13,38 @@ from __future__ import annotations
 
 import abc
 import copy
+import math
 import threading
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
 from pamiqx.api import ActionSpec, Curiosity, ObservationSpec, Transitions, one_hot_actions
 from pamiqx_fd_curiosity.networks import flatten_latents, latent_width
+from pamiqx_fd_curiosity.replay import StepMemory
+
+if TYPE_CHECKING:
+    from pamiqx_fd_curiosity.plugin import FDOptions
+
+
+def make_optimizer(parameters: Any, options: FDOptions) -> torch.optim.Optimizer:
+    """Build the forward models' optimizer the options name.
+
+    ``sgd-nesterov`` is the reference's (``trainers/stacked_hiddens.yaml``:
+    SGD, momentum 0.9, Nesterov).
+    """
+    if options.optimizer == "sgd-nesterov":
+        return torch.optim.SGD(
+            parameters,
+            lr=options.lr,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=options.weight_decay,
+        )
+    if options.optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=options.lr, weight_decay=options.weight_decay)
+    return torch.optim.Adam(parameters, lr=options.lr, weight_decay=options.weight_decay)
 
 
 class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
@@ -32,17 +56,22 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
     copies its weights into ``agent_model``. ``lock`` guards the inference
     copy and the agent-side state.
 
-    Training starts each batch from the recurrent state the previous batch
-    ended in (the batches of a run are consecutive per world; a batch with a
-    different number of worlds starts from zeros).
+    Two training regimes (``options.regime``). ``rollouts``: each batch the host
+    hands over is trained on, starting from the recurrent state the previous
+    batch ended in (the batches of a run are consecutive per world; a batch with
+    a different number of worlds starts from zeros). ``replay-windows`` (the
+    reference's): the agent side stores every step it scores in ``memory``
+    (:meth:`_remember`, with the state before the step), and :meth:`update`
+    trains on random windows drawn from it (:meth:`_window_loss`).
 
     Attributes:
         observation_spec: The latents the representation stage hands over.
         latent_dim: Width of the flat latent ``o_t`` (``N * D`` for tokens).
         model: The trained forward-dynamics model(s).
         agent_model: The agent's inference copy of ``model``.
-        optimizer: Adam over ``model``.
-        lock: Guards ``agent_model`` and the agent-side state.
+        optimizer: The optimizer over ``model``.
+        lock: Guards ``agent_model`` and the agent-side state (``memory`` included).
+        memory: The stored steps under ``replay-windows``, else None.
     """
 
     style: ClassVar[Literal["batch", "online"]] = "online"
@@ -53,9 +82,7 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
         model: nn.Module,
         action_spec: ActionSpec,
         device: str,
-        lr: float,
-        grad_clip: float,
-        epochs: int,
+        options: FDOptions,
     ) -> None:
         """Move the models to ``device`` and create the optimizer and the inference copy.
 
@@ -64,20 +91,26 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
             model: The FD model (or a module holding several).
             action_spec: The action space (for the one-hot encoding).
             device: Where everything lives.
-            lr: Adam learning rate.
-            grad_clip: Maximum gradient norm (0: no clipping).
-            epochs: Gradient steps per :meth:`update`.
+            options: The optimizer, gradient clip, epochs and training regime.
         """
         self.device = torch.device(device)
         self.observation_spec = observation_spec
         self.latent_dim = latent_width(observation_spec)
         self.model = model.to(self.device)
         self.agent_model = copy.deepcopy(self.model).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.optimizer = make_optimizer(self.model.parameters(), options)
         self.action_spec = action_spec
-        self.grad_clip = grad_clip
-        self.epochs = epochs
+        self.options = options
+        self.grad_clip = options.grad_clip
+        self.epochs = options.epochs
         self.lock = threading.Lock()
+        self.memory = (
+            StepMemory(options.replay_size) if options.regime == "replay-windows" else None
+        )
+        # Steps of ``memory.added`` already paid for by training calls.
+        self._trained_through = 0
+        # Window draws from the host-seeded global RNG, so a seeded run repeats.
+        self._generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
         self.train_hidden: Tensor | None = None
         # Agent-side sums and counts since the last update, reported as ``agent/<name>``.
         self._agent_stats: dict[str, tuple[Tensor, Tensor]] = {}
@@ -107,6 +140,17 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
     @abc.abstractmethod
     def _zero_train_hidden(self, num_envs: int) -> Tensor:
         """Return the zero recurrent state of the training side for ``num_envs`` worlds."""
+
+    def _window_loss(self, window: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """Return the loss and metrics of ``(S, W, ...)`` windows drawn from ``memory``.
+
+        Mechanisms that support ``replay-windows`` override it (and call
+        :meth:`_remember` on the agent side).
+
+        Raises:
+            NotImplementedError: For a mechanism without the regime.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no replay-windows regime")
 
     @abc.abstractmethod
     def _loss(
@@ -165,12 +209,23 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
                 return self._agent_reward(latent, self.encode_actions(action), starts)
 
     def update(self, batch: Transitions) -> dict[str, float]:
-        """Train the FD on the batch's sequences, then refresh the agent's inference copy.
+        """Train the FD (on the batch, or on replayed windows), then refresh the inference copy.
 
         Returns:
             ``loss``, mechanism-specific training metrics, and ``agent/...`` means
             of what the agent side scored since the previous update.
         """
+        train = self._train_on_batch if self.memory is None else self._train_on_windows
+        metrics = train(batch)
+        self._sync_agent_model()
+        with self.lock:
+            stats, self._agent_stats = self._agent_stats, {}
+        for name, (total, count) in stats.items():
+            if float(count) > 0:
+                metrics[f"agent/{name}"] = float(total) / float(count)
+        return metrics
+
+    def _train_on_batch(self, batch: Transitions) -> dict[str, float]:
         with torch.no_grad():
             latents = self.latents(batch.observations)
             next_latents = self.latents(batch.next_observations)
@@ -184,20 +239,61 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
         last = hidden
         for _ in range(self.epochs):
             loss, metrics, last = self._loss(latents, actions, next_latents, dones, hidden)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            if self.grad_clip > 0:
-                norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-                metrics["grad_norm"] = float(norm)
-            self.optimizer.step()
+            self._descend(loss, metrics)
         self.train_hidden = last.detach()
-        self._sync_agent_model()
-        with self.lock:
-            stats, self._agent_stats = self._agent_stats, {}
-        for name, (total, count) in stats.items():
-            if float(count) > 0:
-                metrics[f"agent/{name}"] = float(total) / float(count)
         return metrics
+
+    def _train_on_windows(self, batch: Transitions) -> dict[str, float]:
+        """One training call per ``train_every`` new steps, on windows drawn from ``memory``.
+
+        The batch is not read: the agent side stored its steps as it scored them.
+        Windows are gathered under the lock (a copy), trained outside it.
+        """
+        assert self.memory is not None
+        options = self.options
+        span = options.window_length + options.extra_window_steps
+        sums: dict[str, float] = {}
+        steps = 0
+        while True:
+            with self.lock:
+                memory = self.memory
+                if memory.added - self._trained_through < options.train_every:
+                    break
+                self._trained_through += options.train_every
+                if memory.size < span:
+                    continue  # the reference waits for a full window too
+                # As the reference's sampler: never more windows than start positions.
+                count = min(options.windows, memory.num_envs * (memory.size - span + 1))
+                windows = memory.sample_windows(count, span, self._generator)
+            for first in range(0, count, options.windows_per_step):
+                part = {
+                    k: v[:, first : first + options.windows_per_step] for k, v in windows.items()
+                }
+                loss, metrics = self._window_loss(part)
+                self._descend(loss, metrics)
+                for name, value in metrics.items():
+                    if not math.isnan(value):
+                        sums[name] = sums.get(name, 0.0) + value
+                steps += 1
+        metrics = {name: total / steps for name, total in sums.items()}
+        metrics["replay_steps"] = float(self.memory.size)
+        if steps:
+            metrics["gradient_steps"] = float(steps)
+        return metrics
+
+    def _descend(self, loss: Tensor, metrics: dict[str, float]) -> None:
+        """One optimizer step on ``loss`` (the gradient norm goes into ``metrics``)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        if self.grad_clip > 0:
+            norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            metrics["grad_norm"] = float(norm)
+        self.optimizer.step()
+
+    def _remember(self, step: dict[str, Tensor]) -> None:
+        """Store one agent step under ``replay-windows`` (called under the lock)."""
+        if self.memory is not None:
+            self.memory.add(step)
 
     def _record(self, name: str, values: Tensor, mask: Tensor) -> None:
         """Add the agent step's ``values`` where ``mask`` to the statistics of ``name``.
@@ -221,12 +317,16 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
         """Return models, optimizer, training and agent-side state (tensors and plain values)."""
         with self.lock:
             agent = self._agent_state()
+            memory = None if self.memory is None else self.memory.state_dict()
         train_hidden = self.train_hidden
         return {
             "fd": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "train_hidden": None if train_hidden is None else train_hidden.detach().clone(),
             "agent": agent,
+            "memory": memory,
+            "trained_through": self._trained_through,
+            "generator": self._generator.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -239,3 +339,8 @@ class ForwardDynamicsCuriosity(Curiosity, abc.ABC):
         self._sync_agent_model()
         with self.lock:
             self._load_agent_state(state["agent"])
+            memory = state.get("memory")
+            if self.memory is not None and memory is not None:
+                self.memory.load_state_dict(memory, self.device)
+                self._trained_through = int(state["trained_through"])
+                self._generator.set_state(state["generator"])

@@ -2,7 +2,8 @@
 
 A k-step prediction feeds the FD its own previous prediction ``k-1`` times; the
 errors of the ``K`` predictions of one observation are averaged with
-exponentially decaying weights (:func:`imagination_weights`, :func:`combine_errors`).
+exponentially decaying weights (:func:`imagination_weights`, :func:`combine_errors`,
+which uses the weights of the predictions available, :func:`available_weights`).
 
 * Training side: :func:`imagination_errors` computes them over whole sequences
   and :func:`weighted_loss` turns them into the FD's loss.
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from pamiqx_fd_curiosity.networks import ForwardModel, run_sequence
+from pamiqx_fd_curiosity.networks import ForwardModel
 
 
 def imagination_weights(steps: int) -> Tensor:
@@ -76,7 +77,7 @@ def imagination_errors(
     """
     alive = ~dones
     time, envs = dones.shape
-    predictions, hiddens, last = run_sequence(model, latents, actions, dones, hidden)
+    predictions, hiddens, last = model.run_window(latents, actions, dones, hidden)
     errors = [(predictions - next_latents).pow(2).mean(dim=-1)]
     valid = [alive]
     mask = alive
@@ -124,19 +125,46 @@ def weighted_loss(errors: Tensor, valid: Tensor, weights: Tensor) -> tuple[Tenso
     return total / norm.clamp_min(1e-12), per_step
 
 
-def combine_errors(errors: Tensor, valid: Tensor, weights: Tensor) -> Tensor:
+def available_weights(steps: int) -> Tensor:
+    """Return the weights used when only ``n`` of the ``K`` predictions exist, for every ``n``.
+
+    Row ``n`` holds :func:`imagination_weights` of ``n`` steps (``w = exp(-1/n)``)
+    padded with zeros to ``K``: right after a start, an observation has fewer
+    predictions than ``K``, and the reference averages those it has with the
+    decay of their own count (``average_exponentially`` in ``exp/utils.py``),
+    not with ``exp(-1/K)``. Row 0 is all zeros.
+
+    Args:
+        steps: ``K``.
+
+    Returns:
+        ``(K + 1, K)`` float32 weights.
+    """
+    table = torch.zeros(steps + 1, steps)
+    for n in range(1, steps + 1):
+        table[n, :n] = imagination_weights(n)
+    return table
+
+
+def combine_errors(errors: Tensor, valid: Tensor, table: Tensor | None = None) -> Tensor:
     """Exponentially average the available k-step errors of each transition.
+
+    The predictions that exist are always the first ``n`` (an episode start cuts
+    the deeper ones), so their count picks the weights (:func:`available_weights`).
 
     Args:
         errors: ``(K, ...)`` k-step errors.
-        valid: ``(K, ...)`` which exist.
-        weights: ``(K,)`` imagination weights.
+        valid: ``(K, ...)`` which exist, a prefix along ``K``.
+        table: :func:`available_weights` of ``K`` on the errors' device (computed when
+            not given).
 
     Returns:
-        ``(...)`` ``sum_k w_k e_k / sum_k w_k`` over the valid ``k`` (0 where none is).
+        ``(...)`` ``sum_k w_k e_k`` with the weights of ``n`` predictions (0 where none is).
     """
-    w = weights.view(-1, *([1] * (errors.dim() - 1))) * valid.to(errors.dtype)
-    return (w * errors).sum(dim=0) / w.sum(dim=0).clamp_min(1e-12)
+    if table is None:
+        table = available_weights(errors.shape[0]).to(errors.device)
+    weights = table.to(errors.dtype)[valid.sum(dim=0)].movedim(-1, 0)
+    return (weights * errors).sum(dim=0)
 
 
 class Imagination:
@@ -153,13 +181,14 @@ class Imagination:
 
     Attributes:
         steps: ``K``.
-        weights: ``(K,)`` imagination weights.
+        table: ``(K + 1, K)`` weights by the number of predictions available
+            (:func:`available_weights`).
     """
 
-    def __init__(self, steps: int, weights: Tensor) -> None:
+    def __init__(self, steps: int, device: torch.device) -> None:
         """Start empty (the first observation initialises the state)."""
         self.steps = steps
-        self.weights = weights
+        self.table = available_weights(steps).to(device)
         self.latent: Tensor | None = None
         self.hidden: Tensor | None = None
         self.branch_latent: Tensor | None = None
@@ -203,7 +232,7 @@ class Imagination:
         actions = action.unsqueeze(0).expand(self.steps, *action.shape)
         predictions, hidden = model(inputs, actions, hidden)
         errors = (predictions - latent.unsqueeze(0)).pow(2).mean(dim=-1)
-        error = combine_errors(errors, valid, self.weights)
+        error = combine_errors(errors, valid, self.table)
         keep = (~starts).to(latent.dtype).unsqueeze(-1)
         depth = self.steps - 1
         self.latent = latent.clone()

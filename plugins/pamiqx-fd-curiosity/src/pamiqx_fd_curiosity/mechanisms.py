@@ -59,19 +59,11 @@ class ImaginationCuriosity(ForwardDynamicsCuriosity):
         model = build_forward_model(
             options, latent_width(observation_spec), one_hot_width(action_spec.nvec)
         )
-        super().__init__(
-            observation_spec,
-            model,
-            action_spec,
-            device,
-            options.lr,
-            options.grad_clip,
-            options.epochs,
-        )
+        super().__init__(observation_spec, model, action_spec, device, options)
         self.hidden_dim = model.hidden_dim
         self.steps = options.max_imagination_steps
         self.weights = imagination_weights(self.steps).to(self.device)
-        self.imagination = Imagination(self.steps, self.weights)
+        self.imagination = Imagination(self.steps, self.device)
         self.last_error: Tensor | None = None
 
     @abc.abstractmethod
@@ -86,6 +78,17 @@ class ImaginationCuriosity(ForwardDynamicsCuriosity):
 
     def _agent_reward(self, latent: Tensor, action: Tensor, starts: Tensor) -> Tensor:
         assert isinstance(self.agent_model, ForwardModel)
+        assert self.imagination.latent is not None and self.imagination.hidden is not None
+        # The transition (o_{t-1}, a_{t-1}) -> o_t, with the real state before it.
+        self._remember(
+            {
+                "latent": self.imagination.latent,
+                "action": action,
+                "next_latent": latent,
+                "hidden": self.imagination.hidden,
+                "done": starts,
+            }
+        )
         error = self.imagination.step(self.agent_model, latent, action, starts)
         self.last_error = torch.where(starts, torch.zeros_like(error), error)
         self._record("error", error, ~starts)
@@ -112,10 +115,40 @@ class ImaginationCuriosity(ForwardDynamicsCuriosity):
         errors, valid, last = imagination_errors(
             self.model, latents, actions, next_latents, dones, hidden, self.steps
         )
+        loss, metrics = self._imagination_loss(errors, valid)
+        return loss, metrics, last
+
+    def _imagination_loss(self, errors: Tensor, valid: Tensor) -> tuple[Tensor, dict[str, float]]:
         loss, per_step = weighted_loss(errors, valid, self.weights)
         metrics = {"loss": float(loss.detach())}
         metrics.update({f"error_{k + 1}step": e for k, e in enumerate(per_step)})
-        return loss, metrics, last
+        return loss, metrics
+
+    def _window_loss(self, window: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """The imagination rollout loss of windows of ``L + K - 1`` stored steps.
+
+        As the reference trains (``trainers/forward_dynamics.py``): step 1 runs over
+        the window from its stored state; every depth ``k`` scores the ``L``
+        predictions started at the window's first ``L`` steps, so each depth has
+        the same number of terms.
+        """
+        assert isinstance(self.model, ForwardModel)
+        hidden = window["hidden"][0]
+        errors, valid, _ = imagination_errors(
+            self.model,
+            window["latent"],
+            window["action"],
+            window["next_latent"],
+            window["done"],
+            hidden,
+            self.steps,
+        )
+        length = window["latent"].shape[0] - (self.steps - 1)
+        # errors[k-1, t] is the k-step prediction of o_{t+1}, started at step t - k + 1.
+        positions = torch.arange(window["latent"].shape[0], device=errors.device)
+        depth = torch.arange(self.steps, device=errors.device).unsqueeze(1)
+        started_inside = (positions.unsqueeze(0) - depth) < length
+        return self._imagination_loss(errors, valid & started_inside.unsqueeze(-1))
 
     @torch.no_grad()
     def prediction_errors(self, batch: Transitions) -> Tensor:
@@ -140,7 +173,7 @@ class ImaginationCuriosity(ForwardDynamicsCuriosity):
             self._zero_train_hidden(int(dones.shape[1])),
             self.steps,
         )
-        return combine_errors(errors, valid, self.weights)
+        return combine_errors(errors, valid, self.imagination.table)
 
 
 class AdversarialCuriosity(ImaginationCuriosity):

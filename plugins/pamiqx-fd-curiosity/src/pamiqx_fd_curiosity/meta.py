@@ -17,7 +17,6 @@ from pamiqx_fd_curiosity.networks import (
     ForwardModel,
     build_forward_model,
     latent_width,
-    run_sequence,
     standardise,
 )
 
@@ -113,15 +112,7 @@ class MetaCuriosity(ForwardDynamicsCuriosity):
             for _ in range(options.num_meta_levels)
         ]
         levels = nn.ModuleList(models)
-        super().__init__(
-            observation_spec,
-            levels,
-            action_spec,
-            device,
-            options.lr,
-            options.grad_clip,
-            options.epochs,
-        )
+        super().__init__(observation_spec, levels, action_spec, device, options)
         self.hidden_dim = models[0].hidden_dim
         self.levels = options.num_meta_levels
         self.coefficients = torch.tensor(
@@ -149,7 +140,18 @@ class MetaCuriosity(ForwardDynamicsCuriosity):
             prediction, hidden = level(self.latent, action, self.hidden[i])
             predictions.append(prediction)
             hiddens.append(hidden)
-        _, squared = meta_targets(torch.stack(predictions), latent)
+        targets, squared = meta_targets(torch.stack(predictions), latent)
+        # Each level's target as computed now, from the acting predictions of the
+        # levels below, is what it trains on (the reference stores it with the step).
+        self._remember(
+            {
+                "latent": self.latent,
+                "action": action,
+                "hidden": self.hidden.transpose(0, 1),
+                "targets": targets.transpose(0, 1),
+                "done": starts,
+            }
+        )
         components = self.coefficients.unsqueeze(-1) * squared * (~starts).to(squared.dtype)
         keep = (~starts).to(latent.dtype).unsqueeze(-1)
         self.latent = latent.clone()
@@ -178,7 +180,7 @@ class MetaCuriosity(ForwardDynamicsCuriosity):
     ) -> tuple[Tensor, Tensor]:
         predictions, lasts = [], []
         for i, level in enumerate(self._levels(self.model)):
-            prediction, _, last = run_sequence(level, latents, actions, dones, hidden[i])
+            prediction, _, last = level.run_window(latents, actions, dones, hidden[i])
             predictions.append(prediction)
             lasts.append(last)
         return torch.stack(predictions), torch.stack(lasts)
@@ -195,13 +197,36 @@ class MetaCuriosity(ForwardDynamicsCuriosity):
         # Targets are data: no gradient flows from a level's target into the levels below.
         with torch.no_grad():
             targets, _ = meta_targets(predictions.detach(), next_latents)
-        valid = (~dones).to(latents.dtype)
+        loss, metrics = self._level_loss(predictions, targets, dones)
+        return loss, metrics, last
+
+    def _window_loss(self, window: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """Each level's 1-step MSE against the targets stored at acting time.
+
+        As the reference's ``HiddenStateFDTrainerExplicitTarget``: a level's
+        window starts from that level's stored state.
+        """
+        latents, actions, dones = window["latent"], window["action"], window["done"]
+        hidden = window["hidden"][0].transpose(0, 1)  # (L, W, H)
+        targets = window["targets"].movedim(2, 0)  # (L, S, W, D)
+        predictions = torch.stack(
+            [
+                level.run_window(latents, actions, dones, hidden[i])[0]
+                for i, level in enumerate(self._levels(self.model))
+            ]
+        )
+        return self._level_loss(predictions, targets, dones)
+
+    def _level_loss(
+        self, predictions: Tensor, targets: Tensor, dones: Tensor
+    ) -> tuple[Tensor, dict[str, float]]:
+        valid = (~dones).to(predictions.dtype)
         count = valid.sum().clamp_min(1.0)
         per_level = (predictions - targets).pow(2).mean(dim=-1).mul(valid).sum(dim=(1, 2)) / count
         loss = per_level.sum()
         metrics = {"loss": float(loss.detach())}
         metrics.update({f"loss_level{i}": float(v) for i, v in enumerate(per_level.detach())})
-        return loss, metrics, last
+        return loss, metrics
 
     @torch.no_grad()
     def level_rewards(self, batch: Transitions) -> Tensor:

@@ -11,7 +11,8 @@
   cell for its core, :class:`CoreForwardDynamics` one of the reference's
   recurrent stacks (``qlstm``, ``qgru``: :mod:`pamiqx.api.cores`), and
   :func:`build_forward_model` picks one from the options' ``core``.
-  :func:`run_sequence` runs a model over a time-major sequence.
+  :meth:`ForwardModel.run_window` runs a model over a time-major window (the stacks
+  with their parallel scan).
 * :func:`standardise`: the per-world standardisation of the meta cascade.
 """
 
@@ -32,9 +33,13 @@ STANDARDISE_EPS = 1e-6
 
 
 def standardise(x: Tensor, eps: float = STANDARDISE_EPS) -> Tensor:
-    """Standardise each world's tensor as a whole: ``(x - mean) / (std + eps)`` on the last dim."""
+    """Standardise each world's tensor as a whole: ``(x - mean) / (std + eps)`` on the last dim.
+
+    The std is the unbiased one over the whole flat latent (all tokens), as the
+    reference's ``Standardize`` (``envs/transforms/common.py``) computes it.
+    """
     mean = x.mean(dim=-1, keepdim=True)
-    std = x.std(dim=-1, keepdim=True, unbiased=False)
+    std = x.std(dim=-1, keepdim=True, unbiased=True)
     return (x - mean) / (std + eps)
 
 
@@ -104,6 +109,35 @@ class ForwardModel(nn.Module, abc.ABC):
             ``(B, D)`` predicted next latents and ``(B, hidden_dim)`` next states.
         """
 
+    def run_window(
+        self, latents: Tensor, actions: Tensor, dones: Tensor, hidden: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Run the model over a time-major window of real latents, step by step.
+
+        The recurrent state is zeroed before step ``t`` when ``dones[t-1]`` is set
+        (step ``t`` starts a new episode).
+
+        Args:
+            latents: ``(T, E, D)`` latents ``o_t``.
+            actions: ``(T, E, A)`` one-hot actions ``a_t``.
+            dones: ``(T, E)`` bool, ``a_t`` ended an episode.
+            hidden: ``(E, H)`` recurrent state before step 0.
+
+        Returns:
+            ``(T, E, D)`` 1-step predictions of ``o_{t+1}``, ``(T, E, H)`` the states
+            after each step, and ``(E, H)`` the state to start the following window from.
+        """
+        keep = (~dones).unsqueeze(-1).to(latents.dtype)
+        predictions, hiddens = [], []
+        h = hidden
+        for t in range(latents.shape[0]):
+            if t > 0:
+                h = h * keep[t - 1]
+            prediction, h = self(latents[t], actions[t], h)
+            predictions.append(prediction)
+            hiddens.append(h)
+        return torch.stack(predictions), torch.stack(hiddens), h * keep[-1]
+
 
 class ForwardDynamics(ForwardModel):
     """A GRU cell over ``[o_t, one-hot(a_t)]`` and a linear head from its new state."""
@@ -163,6 +197,21 @@ class CoreForwardDynamics(ForwardModel):
         prediction: Tensor = self.head(y)
         return prediction, h
 
+    def run_window(
+        self, latents: Tensor, actions: Tensor, dones: Tensor, hidden: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Run a window with the stack's parallel scan (see :meth:`ForwardModel.run_window`).
+
+        The inputs of every step are data, so the whole window is one scan; the
+        state after every step comes with it, for imagination branches to start from.
+        """
+        resets = torch.zeros_like(dones)
+        resets[1:] = dones[:-1]
+        x = torch.cat([latents, actions], dim=-1)
+        y, states = self.core.forward_window_states(x, hidden, resets)
+        keep = (~dones[-1]).unsqueeze(-1).to(states.dtype)
+        return self.head(y), states, states[-1] * keep
+
 
 def build_forward_model(options: FDOptions, latent_dim: int, action_dim: int) -> ForwardModel:
     """Build the forward model the options' ``core`` names.
@@ -182,34 +231,3 @@ def build_forward_model(options: FDOptions, latent_dim: int, action_dim: int) ->
         depth=options.core_depth, width=options.hidden_dim, ff_ratio=options.core_ff_ratio
     )
     return CoreForwardDynamics(latent_dim, action_dim, options.core, sizes)
-
-
-def run_sequence(
-    model: ForwardModel, latents: Tensor, actions: Tensor, dones: Tensor, hidden: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Run the FD over a time-major sequence on the real latents.
-
-    The recurrent state is zeroed before step ``t`` when ``dones[t-1]`` is set
-    (step ``t`` starts a new episode).
-
-    Args:
-        model: The forward-dynamics model.
-        latents: ``(T, E, D)`` latents ``o_t``.
-        actions: ``(T, E, A)`` one-hot actions ``a_t``.
-        dones: ``(T, E)`` bool, ``a_t`` ended an episode.
-        hidden: ``(E, H)`` recurrent state before step 0.
-
-    Returns:
-        ``(T, E, D)`` 1-step predictions of ``o_{t+1}``, ``(T, E, H)`` the states
-        after each step, and ``(E, H)`` the state to start the following sequence from.
-    """
-    keep = (~dones).unsqueeze(-1).to(latents.dtype)
-    predictions, hiddens = [], []
-    h = hidden
-    for t in range(latents.shape[0]):
-        if t > 0:
-            h = h * keep[t - 1]
-        prediction, h = model(latents[t], actions[t], h)
-        predictions.append(prediction)
-        hiddens.append(h)
-    return torch.stack(predictions), torch.stack(hiddens), h * keep[-1]

@@ -65,9 +65,26 @@ class FDOptions:
             ``core_depth = 8``).
         core_depth: Blocks of a ``qlstm``/``qgru`` core.
         core_ff_ratio: Feed-forward width of a ``qlstm``/``qgru`` block, over its width.
-        lr: Adam learning rate of the forward-dynamics model(s).
-        grad_clip: Maximum gradient norm per step (0: no clipping).
-        epochs: Gradient steps per ``update()`` on the whole batch.
+        lr: Learning rate of the forward-dynamics model(s).
+        grad_clip: Maximum gradient norm per step (0: no clipping; the reference clips
+            none).
+        epochs: Gradient steps per ``update()`` on the whole batch (``rollouts``).
+        optimizer: ``adam``, ``adamw`` or ``sgd-nesterov`` (momentum 0.9, the
+            reference's forward-dynamics optimizer).
+        weight_decay: The optimizer's weight decay (the reference: 1e-4).
+        regime: When and on what the models train. ``rollouts``: once per batch the
+            host hands over, on that batch. ``replay-windows`` (the reference): the
+            steps the agent side scored are kept, with the recurrent state before
+            each, in a FIFO of the last ``replay_size`` steps per world; after every
+            ``train_every`` new steps, ``windows`` random windows of ``window_length``
+            steps (plus the imagination steps) are trained on, each from its stored
+            state, ``windows_per_step`` per gradient step, one pass.
+        replay_size: Steps per world the replay FIFO keeps (reference 1000).
+        train_every: New steps per world between training calls (reference 128).
+        windows: Windows per training call (reference 32).
+        window_length: Steps per window whose predictions are trained (reference 256);
+            a window holds ``K - 1`` more steps for the deeper imagination predictions.
+        windows_per_step: Windows per gradient step (reference 1).
     """
 
     hidden_dim: int = attrs.field(default=256, validator=_positive)
@@ -79,6 +96,45 @@ class FDOptions:
     lr: float = attrs.field(default=1e-3, validator=_positive_float)
     grad_clip: float = attrs.field(default=1.0, validator=attrs.validators.ge(0.0))
     epochs: int = attrs.field(default=1, validator=_positive)
+    optimizer: Literal["adam", "adamw", "sgd-nesterov"] = attrs.field(
+        default="adam", validator=attrs.validators.in_(("adam", "adamw", "sgd-nesterov"))
+    )
+    weight_decay: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    regime: Literal["rollouts", "replay-windows"] = attrs.field(
+        default="rollouts", validator=attrs.validators.in_(("rollouts", "replay-windows"))
+    )
+    replay_size: int = attrs.field(default=1000, validator=_positive)
+    train_every: int = attrs.field(default=128, validator=_positive)
+    windows: int = attrs.field(default=32, validator=_positive)
+    window_length: int = attrs.field(default=256, validator=_positive)
+    windows_per_step: int = attrs.field(default=1, validator=_positive)
+
+    @property
+    def extra_window_steps(self) -> int:
+        """Steps a replayed window holds beyond ``window_length`` (imagination: ``K - 1``)."""
+        return 0
+
+    def __attrs_post_init__(self) -> None:
+        """Check that a replayed window fits in the FIFO.
+
+        Raises:
+            ValueError: If ``window_length`` (plus the imagination steps) exceeds
+                ``replay_size``, or ``train_every`` does (steps would be dropped unseen).
+        """
+        if self.regime != "replay-windows":
+            return
+        span = self.window_length + self.extra_window_steps
+        if span > self.replay_size:
+            raise ValueError(
+                f"curiosity.window_length ({self.window_length}) plus "
+                f"{self.extra_window_steps} imagination steps is more than "
+                f"curiosity.replay_size ({self.replay_size}): no window fits in the FIFO"
+            )
+        if self.train_every > self.replay_size:
+            raise ValueError(
+                f"curiosity.train_every ({self.train_every}) is more than "
+                f"curiosity.replay_size ({self.replay_size}): steps would be dropped untrained"
+            )
 
 
 @attrs.frozen
@@ -92,6 +148,11 @@ class ImaginationOptions(FDOptions):
     """
 
     max_imagination_steps: int = attrs.field(default=3, validator=_positive)
+
+    @property
+    def extra_window_steps(self) -> int:
+        """A window's last ``K``-step prediction reaches ``K - 1`` steps past its length."""
+        return self.max_imagination_steps - 1
 
 
 @attrs.frozen
