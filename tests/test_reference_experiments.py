@@ -33,6 +33,19 @@ def test_the_full_size_file_validates_at_the_reference_sizes(mechanism: str) -> 
     assert resolved.models["policy"].options.preset == "reference"
     curiosity = resolved.curiosity.options
     assert (curiosity.core, curiosity.hidden_dim, curiosity.core_depth) == ("qlstm", 1024, 8)
+    # The forward models' own replay-windows regime (trainers/stacked_hiddens.yaml).
+    assert (curiosity.regime, curiosity.replay_size, curiosity.train_every) == (
+        "replay-windows",
+        1000,
+        128,
+    )
+    assert (curiosity.windows, curiosity.window_length, curiosity.windows_per_step) == (32, 256, 1)
+    assert (curiosity.optimizer, curiosity.lr, curiosity.weight_decay) == (
+        "sgd-nesterov",
+        1e-4,
+        1e-4,
+    )
+    assert curiosity.grad_clip == 0.0
     policy = exp.policy
     assert (policy.regime, policy.replay_size, policy.train_every) == ("replay-windows", 1000, 128)
     assert (policy.windows, policy.window_length, policy.optimizer) == (32, 256, "sgd-nesterov")
@@ -54,9 +67,10 @@ def test_the_maze_variant_changes_sizes_and_world_only(mechanism: str) -> None:
     assert maze.representation.options.input_size == 64
     assert maze.experiment.policy.regime == "replay-windows"
     assert maze.experiment.policy.gamma_int == full.experiment.policy.gamma_int
-    # The mechanism's own settings stay; only the forward model's width and depth shrink.
+    # The mechanism's own settings stay; only the forward model's width and depth and the
+    # windows per training call shrink.
     fields = attrs.asdict(full.curiosity.options)
-    shrunk = {"hidden_dim", "core_depth"}
+    shrunk = {"hidden_dim", "core_depth", "windows", "window_length"}
     assert {k: v for k, v in attrs.asdict(maze.curiosity.options).items() if k not in shrunk} == {
         k: v for k, v in fields.items() if k not in shrunk
     }
