@@ -26,6 +26,7 @@ BENCHMARKS = [
     "representation",
     "cores",
     "reference_step",
+    "reference_path",
     "sweep_overhead",
 ]
 RESULTS = Path(__file__).parent / "results"

@@ -70,18 +70,24 @@ def curiosity_label(curiosity: str, extra: Sequence[str] = ()) -> str:
     return f"'{curiosity}'" + (f" [{shown}]" if shown else "")
 
 
-def resolve(curiosity: str, device: str, extra: Sequence[str] = ()) -> ResolvedExperiment:
+def resolve(
+    curiosity: str, device: str, extra: Sequence[str] = (), file: str | None = None
+) -> ResolvedExperiment:
     """Return the measured experiment: the quickstart with the bench's overrides.
 
     bench.sb3_peer reads its SB3 settings from the same resolved experiment.
 
     Args:
-        curiosity: The curiosity plugin.
+        curiosity: The curiosity plugin (ignored with ``file``).
         device: ``cpu`` or ``cuda``.
         extra: Further ``KEY=VALUE`` overrides, applied last.
+        file: Measure this experiment file as it is instead (no metrics, no checkpoints).
     """
     from pamiqx.experiment import load_experiment
 
+    if file is not None:
+        quiet = ["tracking.enabled=false", "run.checkpoint_every=0", f"run.device={device}"]
+        return load_experiment(ROOT / file, [*quiet, *extra])
     return load_experiment(
         ROOT / "experiments" / "quickstart.toml",
         [
@@ -100,6 +106,7 @@ def measure(
     extra: Sequence[str] = (),
     warmup_steps: int = WARMUP_STEPS,
     measure_steps: int = MEASURE_STEPS,
+    file: str | None = None,
 ) -> dict[str, float]:
     """Run the loop in this process and return steps/s (wall and CPU time) after a warm-up.
 
@@ -112,7 +119,7 @@ def measure(
     from pamiqx.runtime.lockstep import LockstepLoop
     from pamiqx.runtime.signals import StopRequest
 
-    resolved = resolve(curiosity, device, extra)
+    resolved = resolve(curiosity, device, extra, file)
     envs = build_environments(resolved, torch.device("cpu"), None)
     for env in envs:
         env.setup()
@@ -206,13 +213,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--one", required=True, help="curiosity plugin name")
+    parser.add_argument("--one", help="curiosity plugin name (in the quickstart)")
+    parser.add_argument("--file", help="an experiment file to measure as it is, instead")
+    parser.add_argument("--warmup-steps", type=int, default=WARMUP_STEPS)
+    parser.add_argument("--measure-steps", type=int, default=MEASURE_STEPS)
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="extra override"
     )
     args = parser.parse_args()
-    result = measure(args.one, args.device, args.set)
+    if (args.one is None) == (args.file is None):
+        parser.error("give exactly one of --one and --file")
+    result = measure(
+        args.one or "",
+        args.device,
+        args.set,
+        args.warmup_steps,
+        args.measure_steps,
+        args.file,
+    )
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 

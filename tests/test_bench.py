@@ -26,6 +26,13 @@ def test_every_curiosity_runs_in_the_benchmark_loop(curiosity: str) -> None:
     assert result["steps_per_cpu_second"] > 0
 
 
+def test_an_experiment_file_runs_as_it_is_in_the_benchmark_loop() -> None:
+    # The reference path's baseline, one world: its own settings, not the quickstart's.
+    file = "experiments/reference/none-maze.toml"
+    result = measure("", "cpu", ["environment.size=32"], 8, 16, file=file)
+    assert result["steps"] == 16 and result["steps_per_second"] > 0
+
+
 def test_the_reference_step_bench_times_the_agent_side_of_each_step() -> None:
     times = step_latencies("experiments/reference/adversarial-maze.toml", [], "cpu")
     assert len(times) == STEPS and min(times) > 0

@@ -58,6 +58,20 @@ def test_the_shared_path_runs_alone_as_its_own_none_baseline() -> None:
     assert resolved.experiment.policy.regime == "replay-windows"
 
 
+def test_the_maze_path_has_its_own_none_baseline() -> None:
+    none = load_experiment(REFERENCE / "none-maze.toml")
+    maze = load_experiment(REFERENCE / "adversarial-maze.toml")
+    assert none.experiment.name == "reference-none-maze"
+    assert none.curiosity.entry.name == "none"
+    # The same path as the mechanisms' -maze variants: world, representation, policy, PPO.
+    assert none.environment == maze.environment
+    assert none.representation == maze.representation
+    assert none.models == maze.models
+    assert none.experiment.policy == attrs.evolve(
+        maze.experiment.policy, gamma_int=none.experiment.policy.gamma_int
+    )
+
+
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_the_maze_variant_changes_sizes_and_world_only(mechanism: str) -> None:
     full = load_experiment(REFERENCE / f"{mechanism}.toml")
