@@ -254,6 +254,21 @@ def test_comparison_sweeps_cover_every_mechanism_and_baseline_over_5_seeds(world
         assert resolved.experiment.policy.ext_coef == 0.0
 
 
+def test_the_reference_path_comparison_covers_every_reference_file_and_none() -> None:
+    sweep = load_sweep_file(SWEEPS / "compare-reference-maze.toml")
+    reference = ROOT / "experiments" / "reference"
+    # Each reference experiment with a -maze variant (overlays have no full-size file).
+    mazes = {p.name.removesuffix("-maze.toml") for p in reference.glob("*-maze.toml")}
+    files = {m for m in mazes if (reference / f"{m}.toml").exists()} | {"none"}
+    assert sorted(v.name for v in sweep.variants) == sorted(files)
+    assert sweep.grid == (("seed", (0, 1, 2)),)
+    trials = validate(sweep, expand(sweep, Path("/tmp/st")), load_plugins())
+    assert len(trials) == 3 * len(files)
+    assert {t.max_steps for t in trials} == {4_096}
+    for trial in trials:
+        assert trial.curiosity == trial.variant
+
+
 def test_the_shipped_tune_file_parses_and_its_space_validates() -> None:
     sweep = load_sweep_file(SWEEPS / "tune-maze.toml", tune=True)
     assert sweep.tune is not None and sweep.tune.trials == 8
