@@ -244,6 +244,46 @@ def test_realtime_world_keeps_its_rate_while_training_runs(
     assert not (run_dir / ".pamiq-core-states").exists()
 
 
+def test_realtime_run_trains_both_replay_regimes(
+    dist_root: Path, tmp_path: Path, write_toml: Callable[..., Path]
+) -> None:
+    """The reference path's regimes in real time: replay-window PPO and forward models.
+
+    The training thread trains both on their schedule (a call every 32 new steps) from
+    the steps the inference thread stored (the rate itself is `python -m bench realtime`'s).
+    """
+    from tests.runtime_helpers import REALTIME_EXPERIMENT, install_ticking_world
+
+    install_recorder(dist_root)
+    install_ticking_world(dist_root)
+    _reset_recorder()
+    logs = tmp_path / "logs"
+    text = REALTIME_EXPERIMENT.format(
+        max_steps=256, time_scale=10.0, checkpoint_every=128, log_dir=logs
+    )
+    text = text.replace(
+        "[policy]\nrollout_steps = 32\nepochs = 4\nminibatch_size = 32\n",
+        "[policy]\nregime = \"replay-windows\"\nrollout_steps = 32\ntrain_every = 32\n"
+        "replay_size = 128\nwindows = 2\nwindow_length = 16\nminibatch_size = 16\n",
+    )
+    text = text.replace(
+        '[models.encoder]\nplugin = "conv-encoder"\nfeature_dim = 32\nchannels = [8, 16, 16]',
+        '[representation]\nplugin = "random"\nlatent_dim = 16\n\n'
+        '[models.encoder]\nplugin = "mlp-encoder"\nfeature_dim = 32',
+    )
+    text += (
+        '\n[curiosity]\nplugin = "adversarial"\ncore = "qlstm"\nhidden_dim = 16\n'
+        'regime = "replay-windows"\nreplay_size = 128\ntrain_every = 32\nwindows = 2\n'
+        "window_length = 16\n"
+    )
+    assert _run(write_toml(text)) == 0
+    phases = _recorded()
+    trained = [m for _, m in phases if m.get("curiosity/gradient_steps", 0) > 0]
+    assert len(trained) >= 3  # the forward model trained on replayed windows, repeatedly
+    assert sum("loss/policy" in m for _, m in phases) >= 3  # and so did the policy
+    assert all(m["curiosity/replay_steps"] <= 128 for _, m in phases)
+
+
 def test_start_up_mistakes_are_clear_errors_and_write_nothing(
     tmp_path: Path, write_toml: Callable[..., Path], cli: Callable[..., tuple[int, str]]
 ) -> None:

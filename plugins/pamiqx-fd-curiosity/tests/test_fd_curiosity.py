@@ -198,7 +198,7 @@ def test_contract_adversarial() -> None:
     check_curiosity_contract(ContractSetup(AdversarialPlugin, observation_spec=VECTORS))
 
 
-@pytest.mark.parametrize("core", ["qlstm", "qgru"])
+@pytest.mark.parametrize("core", ["qlstm", "qgru", "ttt"])
 def test_contract_adversarial_on_a_reference_core(core: str) -> None:
     options = AdversarialOptions(hidden_dim=32, core=core, core_depth=2)
     check_curiosity_contract(ContractSetup(AdversarialPlugin, options, observation_spec=VECTORS))
@@ -356,7 +356,7 @@ def test_first_step_returns_none(name: str) -> None:
     assert reward is not None and reward.shape == (2,) and bool(torch.isfinite(reward).all())
 
 
-@pytest.mark.parametrize("core", ["gru", "qlstm", "qgru"])
+@pytest.mark.parametrize("core", ["gru", "qlstm", "qgru", "ttt"])
 @pytest.mark.parametrize("name", list(PLUGINS))
 def test_agent_side_matches_training_side_replay(name: str, core: str) -> None:
     """The per-step imagination (agent) and the sequence imagination (training) agree.

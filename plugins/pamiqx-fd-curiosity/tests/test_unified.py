@@ -7,6 +7,7 @@ encoder on the world's images.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,7 +30,8 @@ from pamiqx.testing import ContractSetup, TrainingHarness, check_curiosity_contr
 
 MULTI = ActionSpec("multi_discrete", (3, 3, 2))
 SMALL: dict[str, Any] = {"hidden_dim": 32, "internal_dim": 4}
-TTT_SMALL: dict[str, Any] = {**SMALL, "ttt_dim": 8}
+# A delay shorter than the contract's 32-step rollouts, so that windows hold prediction pairs.
+TTT_SMALL: dict[str, Any] = {**SMALL, "ttt_dim": 8, "prediction_delay": 4}
 VECTORS = ObservationSpec((32,), "float32", "vector")
 TOKENS = ObservationSpec((16, 8), "float32", "tokens")
 IMAGES = ObservationSpec((16, 16, 3), "uint8", "image")
@@ -64,7 +66,7 @@ def _excitatory(curiosity: Any, batch: Transitions) -> torch.Tensor:
             parts = network.layout.split(hidden)
             latent = network._encode(batch.next_observations[t])
             inputs = [latent, parts["action"], parts["internal"], parts["fatigue"] - 0.5]
-            _, _, surprisal = network.core(torch.cat(inputs, dim=-1), parts["core"])
+            _, _, surprisal = network.core.step(torch.cat(inputs, dim=-1), parts["core"], None)
             out.append(network.excitatory_reward(surprisal))
             step = network(batch.observations[t], hidden)
             hidden = network.fold_action(step.hidden, batch.actions[t], None)
@@ -172,7 +174,7 @@ def test_ttt_reward_follows_the_formula_with_fatigue() -> None:
             parts = network.layout.split(hidden)
             latent = network._encode(obs[t])
             inputs = [latent, parts["action"], parts["internal"], parts["fatigue"] - 0.5]
-            _, _, s = network.core(torch.cat(inputs, dim=-1), parts["core"])
+            _, _, s = network.core.step(torch.cat(inputs, dim=-1), parts["core"], None)
         m = float(s.mean())
         long_mean = m if long_mean is None else 0.9999 * long_mean + 0.0001 * m
         fatigue = 0.99 * fatigue + 0.01 * m / long_mean
@@ -182,9 +184,10 @@ def test_ttt_reward_follows_the_formula_with_fatigue() -> None:
         hidden = network.fold_action(out.hidden, torch.zeros(1, 3, dtype=torch.long), None)
 
 
-def test_host_ppo_trains_the_owned_network() -> None:
+@pytest.mark.parametrize("core", ["gru", "qgru"])
+def test_host_ppo_trains_the_owned_network(core: str) -> None:
     """The host's collector and learner drive the network: internal actions kept, aux loss falls."""
-    curiosity: UnifiedCuriosity = _build(UnifiedPlugin, UnifiedOptions(**SMALL))
+    curiosity: UnifiedCuriosity = _build(UnifiedPlugin, UnifiedOptions(**SMALL, core=core))
     harness = TrainingHarness(curiosity, VECTORS, MULTI)
     frames = _latents(4).numpy()
     batch = harness.collect(lambda t: frames[[t % 4, (t + 1) % 4]])
@@ -244,3 +247,115 @@ def test_host_ppo_trains_the_owned_network_on_tokens() -> None:
     for _ in range(5):
         last = harness.train(batch)["loss/aux"]
     assert last < first
+
+
+def _warm_state(network: UnifiedNetwork, batch: int, spec: ObservationSpec) -> torch.Tensor:
+    """A state after three acting steps: a prediction, a_{t-1} and z_{t-1} are stored."""
+    hidden = network.initial_state(batch).double()
+    with torch.no_grad():
+        for _ in range(3):
+            out = network(_latents(batch, spec=spec).double(), hidden)
+            actions = torch.stack([torch.randint(0, n, (batch,)) for n in MULTI.nvec], dim=-1)
+            hidden = network.fold_action(out.hidden, actions, out.internal.sample())
+    return hidden
+
+
+@pytest.mark.parametrize("core", ["qgru", "qlstm", "gru"])
+def test_window_replay_equals_the_step_path(core: str) -> None:
+    """forward_sequence (the whole window through the core at once) computes what acting does.
+
+    float64, episode starts at random positions (one at the first step), tokens scored
+    with the reference's exponential token average.
+    """
+    options = UnifiedOptions(
+        hidden_dim=16, core=core, internal_dim=3, reward_average="token-exponential"
+    )
+    network: UnifiedNetwork = _build(UnifiedPlugin, options, spec=TOKENS).policy_network({})
+    network.double()
+    assert network.core.scans == (core != "gru")
+    steps, batch = 9, 4
+    generator = torch.Generator().manual_seed(3)
+    obs = torch.randn(steps, batch, *TOKENS.shape, generator=generator, dtype=torch.float64)
+    actions = torch.stack(
+        [torch.randint(0, n, (steps, batch), generator=generator) for n in MULTI.nvec], dim=-1
+    )
+    internal = torch.randn(steps, batch, 3, generator=generator, dtype=torch.float64)
+    resets = (torch.rand(steps, batch, generator=generator) < 0.2).double()
+    resets[0, 0] = 1.0
+    resets[5, 2] = 1.0
+    hidden0 = _warm_state(network, batch, TOKENS)
+
+    seq = network.forward_sequence(obs, hidden0, resets, actions, internal)
+    hidden = hidden0
+    log_probs, values, means, rewards, predictions = [], [], [], [], []
+    for t in range(steps):
+        out = network(obs[t], hidden, resets[t])
+        log_probs.append(out.log_prob(actions[t], internal[t]))
+        values.append(torch.stack([out.values["ext"], out.values["int"]]))
+        means.append(out.internal.loc)
+        rewards.append(out.intrinsic)
+        predictions.append(network.layout.split(out.hidden)["pred"])
+        hidden = network.fold_action(out.hidden, actions[t], internal[t])
+    flat_actions, flat_internal = actions.flatten(0, 1), internal.flatten(0, 1)
+    torch.testing.assert_close(
+        seq.log_prob(flat_actions, flat_internal), torch.cat(log_probs), rtol=0, atol=1e-10
+    )
+    torch.testing.assert_close(
+        torch.stack([seq.values["ext"], seq.values["int"]]),
+        torch.cat(values, dim=1),
+        rtol=0,
+        atol=1e-10,
+    )
+    torch.testing.assert_close(seq.internal.loc, torch.cat(means), rtol=0, atol=1e-10)
+    torch.testing.assert_close(seq.hidden, hidden, rtol=0, atol=1e-10)
+    assert seq.metrics["unified/reward"] == pytest.approx(float(torch.stack(rewards).mean()))
+    # The prediction loss: each prediction against the next latent, within one episode.
+    latents = obs.flatten(2).float().double()  # FlatLatent hands the network float32 latents
+    errors = [
+        (predictions[t - 1] - latents[t]).pow(2).mean(dim=-1) * (1 - resets[t])
+        for t in range(1, steps)
+    ]
+    expected = torch.stack(errors).sum() / (1 - resets[1:]).sum()
+    assert seq.aux_loss is not None
+    assert float(seq.aux_loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-10)
+
+
+def test_token_exponential_reward_by_hand() -> None:
+    """The reference's token average: sum_i w^i e_i / sum_i w^i, w = exp(-1/16), e_i per token."""
+    options = UnifiedOptions(**SMALL, reward_average="token-exponential")
+    network = _build(UnifiedPlugin, options, spec=TOKENS).policy_network({})
+    tokens = _latents(1, spec=TOKENS)
+    with torch.no_grad():
+        first = network(tokens, network.initial_state(1))
+        hidden = network.fold_action(first.hidden, torch.zeros(1, 3, dtype=torch.long), None)
+        pred = network.layout.split(hidden)["pred"].reshape(16, 8)
+        second = network(tokens, hidden)
+    w = math.exp(-1 / 16)
+    per_token = [float((pred[i] - tokens[0, i]).pow(2).mean()) for i in range(16)]
+    expected = sum(w**i * e for i, e in enumerate(per_token)) / sum(w**i for i in range(16))
+    assert float(second.intrinsic) == pytest.approx(expected, rel=1e-5)
+    assert expected != pytest.approx(sum(per_token) / 16, rel=1e-3), "the weights matter here"
+
+
+def test_internal_entropy_penalty_replaces_the_host_bonus() -> None:
+    """``penalty``: the host's bonus sees z's entropy as a constant; the aux loss adds coef * H(z).
+
+    At build z's log-std is 0, so H(z) = Z * (0.5 + 0.5 log(2 pi)) = 4 * 1.4189385 per row.
+    """
+    steps, batch = 5, 2
+    obs = _latents(steps, batch)
+    actions = torch.stack([torch.randint(0, n, (steps, batch)) for n in MULTI.nvec], dim=-1)
+    internal = torch.randn(steps, batch, 4)
+    out = {}
+    for mode in ("bonus", "none", "penalty"):
+        options = UnifiedOptions(**SMALL, internal_entropy=mode, internal_entropy_coef=0.5)
+        network = _build(UnifiedPlugin, options).policy_network({})
+        hidden0 = network.initial_state(batch)
+        out[mode] = network.forward_sequence(obs, hidden0, None, actions, internal)
+    assert out["bonus"].internal.entropy().requires_grad
+    assert not out["penalty"].internal.entropy().requires_grad
+    assert not out["none"].internal.entropy().requires_grad
+    torch.testing.assert_close(out["penalty"].internal.entropy(), out["bonus"].internal.entropy())
+    aux = {mode: float(step.aux_loss.detach()) for mode, step in out.items()}
+    assert aux["penalty"] - aux["none"] == pytest.approx(0.5 * 4 * 1.4189385, rel=1e-6)
+    assert aux["bonus"] == pytest.approx(aux["none"])

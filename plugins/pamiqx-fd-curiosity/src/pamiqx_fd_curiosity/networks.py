@@ -176,14 +176,18 @@ class CoreForwardDynamics(ForwardModel):
     """
 
     def __init__(
-        self, latent_dim: int, action_dim: int, kind: Literal["qlstm", "qgru"], sizes: CoreSizes
+        self,
+        latent_dim: int,
+        action_dim: int,
+        kind: Literal["qlstm", "qgru", "ttt"],
+        sizes: CoreSizes,
     ) -> None:
         """Create the stack and the head.
 
         Args:
             latent_dim: Size of ``o_t``.
             action_dim: Width of the one-hot action.
-            kind: ``qlstm`` or ``qgru``.
+            kind: ``qlstm``, ``qgru`` or ``ttt``.
             sizes: The stack's depth, width and feed-forward ratio.
         """
         super().__init__()
@@ -204,7 +208,11 @@ class CoreForwardDynamics(ForwardModel):
 
         The inputs of every step are data, so the whole window is one scan; the
         state after every step comes with it, for imagination branches to start from.
+        A ``ttt`` stack steps through the window instead: its state (the fast weights)
+        is too large to keep for every step.
         """
+        if self.core.kind == "ttt":
+            return super().run_window(latents, actions, dones, hidden)
         resets = torch.zeros_like(dones)
         resets[1:] = dones[:-1]
         x = torch.cat([latents, actions], dim=-1)
