@@ -55,6 +55,13 @@ class RunConfig:
         num_envs: Parallel copies of a lock-step world (at most 1024).
         mode: ``auto`` (the environment decides), ``lockstep`` or ``realtime``.
         time_scale: Real-time speed-up (pamiq-core time scale); 1 for real worlds.
+        inference_budget_ms: Real-time runs: how long before each control tick the
+            observation is taken; inference runs in this time and the action is sent
+            at the tick, so the world's beat does not depend on inference. A step
+            whose inference overruns it sends its action at the next tick (the
+            world holds the previous action meanwhile), counted in
+            ``realtime/overruns``. Wall-clock milliseconds (inference does not speed up
+            with ``time_scale``); at most half the control interval is used.
         checkpoint_every: Steps between checkpoints (0: only at the end and on signals).
         keep_checkpoints: How many of the latest checkpoints to keep.
         log_every: Steps between metric log lines and tracked metric points.
@@ -71,6 +78,7 @@ class RunConfig:
     num_envs: int = attrs.field(default=1, validator=[_positive, attrs.validators.le(MAX_ENVS)])
     mode: Literal["auto", "lockstep", "realtime"] = "auto"
     time_scale: float = attrs.field(default=1.0, validator=_positive_float)
+    inference_budget_ms: float = attrs.field(default=15.0, validator=_positive_float)
     checkpoint_every: int = attrs.field(default=10_000, validator=_non_negative)
     keep_checkpoints: int = attrs.field(default=3, validator=_positive)
     log_every: int = attrs.field(default=1_000, validator=_positive)

@@ -1,10 +1,11 @@
 """Real-time mode on pamiq-core: the world is stepped at a fixed rate while training runs.
 
 pamiq-core's ``launch`` owns three threads: the inference thread steps the
-world through :class:`RealtimeAgent` every ``control_interval`` seconds
-(``FixedIntervalInteraction``), the training thread runs :class:`PPOTrainer`
-whenever the agent hands over a full rollout, and the calling thread is the
-control thread, which pauses the other two for checkpoints.
+world through :class:`RealtimeAgent` on a fixed beat of ``control_interval``
+seconds (:class:`~pamiqx.runtime.ticks.TickedInteraction`: observe a budget
+before each tick, infer, send the action at the tick), the training thread runs
+:class:`PPOTrainer` whenever the agent hands over a full rollout, and the
+calling thread is the control thread, which pauses the other two for checkpoints.
 
 Two deliberate departures from pamiq-core defaults, both for safety of data:
 the policy's inference copy is synced by the trainer under a lock (instead of
@@ -32,7 +33,6 @@ import torch
 from pamiq_core import Agent, LaunchConfig, Trainer, launch
 from pamiq_core import Environment as CoreEnvironment
 from pamiq_core.data.impls import SequentialBuffer
-from pamiq_core.interaction import FixedIntervalInteraction
 from pamiq_core.state_persistence import StatesKeeper
 
 from pamiqx.api.environment import EnvStep
@@ -41,6 +41,7 @@ from pamiqx.runtime.agent import PolicyAgent
 from pamiqx.runtime.build import Components
 from pamiqx.runtime.collector import Collector
 from pamiqx.runtime.signals import StopRequest
+from pamiqx.runtime.ticks import TickedInteraction, tick_metrics
 from pamiqx.runtime.training import train_phase
 from pamiqx.runtime.worlds import Worlds
 
@@ -136,8 +137,6 @@ class RealtimeAgent(Agent[EnvStep, npt.NDArray[np.int64]]):
         self.noop = noop_action
         self.finished = threading.Event()
         self.latencies: list[float] = []
-        self.intervals: list[float] = []
-        self._last_step_at: float | None = None
 
     def on_data_collectors_attached(self) -> None:
         """Keep the rollout collector (pamiq-core hands it out once)."""
@@ -147,9 +146,6 @@ class RealtimeAgent(Agent[EnvStep, npt.NDArray[np.int64]]):
     def step(self, observation: EnvStep) -> npt.NDArray[np.int64]:
         """Record the outcome of the last action, then choose the next one."""
         started = wall.perf_counter()
-        if self._last_step_at is not None:
-            self.intervals.append(started - self._last_step_at)
-        self._last_step_at = started
         try:
             action = self._step(observation)
         except BaseException as error:
@@ -178,16 +174,12 @@ class RealtimeAgent(Agent[EnvStep, npt.NDArray[np.int64]]):
         return np.asarray(actions[0], dtype=np.int64)
 
     def timing(self) -> dict[str, float]:
-        """Return and reset step latency and control-interval statistics (milliseconds)."""
-        latencies, intervals = self.latencies, self.intervals
-        self.latencies, self.intervals = [], []
+        """Return and reset the inference time statistics (milliseconds, wall clock)."""
+        latencies, self.latencies = self.latencies, []
         out: dict[str, float] = {}
         if latencies:
             out["realtime/step_latency_ms_p50"] = 1e3 * float(np.percentile(latencies, 50))
             out["realtime/step_latency_ms_p99"] = 1e3 * float(np.percentile(latencies, 99))
-        if intervals:
-            out["realtime/interval_ms_mean"] = 1e3 * float(np.mean(intervals))
-            out["realtime/interval_ms_p99"] = 1e3 * float(np.percentile(intervals, 99))
         return out
 
 
@@ -257,6 +249,7 @@ def run_realtime(
     start_step: int,
     max_steps: int,
     time_scale: float,
+    budget: float,
     run_dir: Path,
     stop: StopRequest,
     on_step: Callable[[int], None],
@@ -271,6 +264,9 @@ def run_realtime(
         start_step: Steps already done.
         max_steps: Steps to reach.
         time_scale: pamiq-core time scale (1 for a real world).
+        budget: Wall-clock seconds before each tick at which its observation is taken
+            (inference does not speed up with the time scale; at most half the control
+            interval is used).
         run_dir: The run directory (pamiq-core's transient state folders go under it).
         stop: Set by signals; ends the run at the next control tick.
         on_step: Called after each step (inference thread).
@@ -306,10 +302,19 @@ def run_realtime(
     spec = env.action_spec
     noop = np.zeros(() if spec.kind == "discrete" else (len(spec.nvec),), dtype=np.int64)
     agent = RealtimeAgent(collector, lock, start_step, max_steps, on_step, failure, noop)
-    trainer = PPOTrainer(components, acting_policy, lock, on_phase, agent.timing, failure)
-    interaction = FixedIntervalInteraction.with_sleep_adjustor(
-        agent, RealtimeEnvironment(components.worlds, failure), interval
+    # A budget near the interval would leave no time between an action and the next
+    # observation: the world would be observed before it could respond.
+    interaction = TickedInteraction(
+        agent,
+        RealtimeEnvironment(components.worlds, failure),
+        interval,
+        min(budget * time_scale, interval / 2),
     )
+
+    def timing() -> dict[str, float]:
+        return {**agent.timing(), **tick_metrics(interaction.take_stats())}
+
+    trainer = PPOTrainer(components, acting_policy, lock, on_phase, timing, failure)
 
     def control_tick() -> bool:
         # Runs in the control thread at every tick; raising KeyboardInterrupt is
@@ -343,7 +348,7 @@ def run_realtime(
 
 
 def _launch(
-    interaction: FixedIntervalInteraction[EnvStep, npt.NDArray[np.int64]],
+    interaction: TickedInteraction[EnvStep, npt.NDArray[np.int64]],
     trainer: PPOTrainer,
     states_dir: Path,
     control_tick: Callable[[], bool],

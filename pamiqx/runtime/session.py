@@ -315,6 +315,7 @@ def _drive(
                     run.step,
                     exp.run.max_steps,
                     exp.run.time_scale,
+                    exp.run.inference_budget_ms / 1e3,
                     run_dir,
                     stop,
                     run.on_step,
