@@ -158,7 +158,9 @@ def test_window_states_are_the_states_stepping_reaches(kind: CoreKind) -> None:
 def test_window_states_refuse_the_ttt_core() -> None:
     stack = _stack("ttt")
     with pytest.raises(ValueError, match="qlstm or qgru"):
-        stack.forward_window_states(torch.zeros(2, 1, 5, dtype=torch.float64), _busy_state(stack, 1))
+        stack.forward_window_states(
+            torch.zeros(2, 1, 5, dtype=torch.float64), _busy_state(stack, 1)
+        )
 
 
 @pytest.mark.parametrize("kind", KINDS)
