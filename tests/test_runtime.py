@@ -246,6 +246,9 @@ def test_realtime_world_keeps_its_beat_while_training_runs(
     reported = sum(int(m["realtime/skipped_ticks"]) for _, m in phases)
     assert reported <= seen <= reported + 32
     assert float((ticks > 1).float().mean()) < 0.25
+    # Acting lags training by the optimizer steps of the phase under way (4 here), at
+    # most: the acting copy is synced after each phase.
+    assert all(m["realtime/staleness_steps_max"] <= 4 for _, m in phases)
     [run_dir] = (logs / "realtime").iterdir()
     steps = [read_meta(p)["step"] for p in list_checkpoints(run_dir)]
     assert steps[-1] == 400 and {256, 384} <= set(steps)  # periodic ones, then the final
@@ -284,8 +287,10 @@ def test_realtime_run_trains_both_replay_regimes(
         'regime = "replay-windows"\nreplay_size = 128\ntrain_every = 32\nwindows = 2\n'
         "window_length = 16\n"
     )
-    assert _run(write_toml(text)) == 0
+    # Bounded staleness: the acting copy is synced after every optimizer step.
+    assert _run(write_toml(text), "run.max_staleness=1") == 0
     phases = _recorded()
+    assert all(m["realtime/staleness_steps_max"] <= 1 for _, m in phases)
     trained = [m for _, m in phases if m.get("curiosity/gradient_steps", 0) > 0]
     assert len(trained) >= 3  # the forward model trained on replayed windows, repeatedly
     assert sum("loss/policy" in m for _, m in phases) >= 3  # and so did the policy

@@ -1,12 +1,15 @@
-"""The real-time beat: each action at its tick, computed for the observation before it."""
+"""Real time: each action at its tick (computed for the observation before it), bounded lag."""
 
 from __future__ import annotations
 
 import itertools
+import threading
 import time as wall
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import torch
 from pamiq_core.interaction import Agent, Environment
 
 from pamiqx.runtime.ticks import TickedInteraction, tick_metrics
@@ -83,3 +86,47 @@ def test_metrics_of_an_idle_beat_are_counts_only() -> None:
 
     metrics: dict[str, Any] = tick_metrics(TickStats())
     assert metrics == {"realtime/overruns": 0.0, "realtime/skipped_ticks": 0.0}
+
+
+class _Learner:
+    """Counts optimizer steps like PPOLearner and calls its hook after each."""
+
+    def __init__(self) -> None:
+        self.gradient_steps = 0
+        self.after_step: Any = None
+
+    def step(self, policy: torch.nn.Linear) -> None:
+        with torch.no_grad():
+            policy.weight.add_(1.0)
+        self.gradient_steps += 1
+        if self.after_step is not None:
+            self.after_step()
+
+
+@pytest.mark.parametrize("bound", [0, 3])
+def test_the_acting_copy_is_synced_once_it_lags_max_staleness_steps(bound: int) -> None:
+    from pamiqx.runtime.realtime import Failure, PPOTrainer
+
+    policy, acting = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    acting.load_state_dict(policy.state_dict())
+    learner = _Learner()
+    components = SimpleNamespace(learner=learner, policy=policy)
+    trainer = PPOTrainer(
+        components,  # type: ignore[arg-type]
+        acting,
+        threading.Lock(),
+        lambda step, metrics: None,
+        dict,
+        Failure(),
+        max_staleness=bound,
+    )
+    lags = []
+    for _ in range(7):  # one training phase of 7 optimizer steps
+        learner.step(policy)
+        lags.append(trainer.staleness())
+    if bound == 0:  # only after the phase: the lag grows through it
+        assert lags == [1, 2, 3, 4, 5, 6, 7]
+        assert not torch.equal(acting.weight, policy.weight)
+    else:  # synced at every third step, inside the phase
+        assert lags == [1, 2, 0, 1, 2, 0, 1]
+        assert torch.equal(acting.weight, policy.weight - 1.0)

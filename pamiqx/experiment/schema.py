@@ -62,6 +62,10 @@ class RunConfig:
             world holds the previous action meanwhile), counted in
             ``realtime/overruns``. Wall-clock milliseconds (inference does not speed up
             with ``time_scale``); at most half the control interval is used.
+        max_staleness: Real-time runs: the most optimizer steps the acting copy of the
+            policy may lag the trained one; the trainer copies the weights over as soon
+            as it is reached, even inside a training phase (0: only after each phase).
+            Acting's lag is logged as ``realtime/staleness_steps_mean``/``_max``.
         checkpoint_every: Steps between checkpoints (0: only at the end and on signals).
         keep_checkpoints: How many of the latest checkpoints to keep.
         log_every: Steps between metric log lines and tracked metric points.
@@ -79,6 +83,7 @@ class RunConfig:
     mode: Literal["auto", "lockstep", "realtime"] = "auto"
     time_scale: float = attrs.field(default=1.0, validator=_positive_float)
     inference_budget_ms: float = attrs.field(default=15.0, validator=_positive_float)
+    max_staleness: int = attrs.field(default=0, validator=_non_negative)
     checkpoint_every: int = attrs.field(default=10_000, validator=_non_negative)
     keep_checkpoints: int = attrs.field(default=3, validator=_positive)
     log_every: int = attrs.field(default=1_000, validator=_positive)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -80,6 +81,10 @@ class PPOLearner:
             ReplayBuffer(config.replay_size) if config.regime == "replay-windows" else None
         )
         self.updates = 0
+        # Optimizer steps taken, and what to call after each (real-time runs sync the
+        # acting copy of the policy from it, bounding how far acting lags training).
+        self.gradient_steps = 0
+        self.after_step: Callable[[], None] | None = None
 
     def train(self, batch: RolloutBatch, intrinsic: torch.Tensor) -> dict[str, float]:
         """Train on the steps the collector handed over, as ``policy.regime`` says.
@@ -336,6 +341,9 @@ class PPOLearner:
         # Checked before the step: a nan gradient would turn every weight into nan.
         self._check_finite("gradient norm", metrics["grad_norm"], metrics)
         optimizer.step()
+        self.gradient_steps += 1
+        if self.after_step is not None:
+            self.after_step()
         return metrics
 
     def _check_weights(self) -> None:

@@ -137,6 +137,9 @@ class RealtimeAgent(Agent[EnvStep, npt.NDArray[np.int64]]):
         self.noop = noop_action
         self.finished = threading.Event()
         self.latencies: list[float] = []
+        # Optimizer steps the acting policy lags at each action (set by the runner).
+        self.staleness: Callable[[], int] = lambda: 0
+        self.lags: list[int] = []
 
     def on_data_collectors_attached(self) -> None:
         """Keep the rollout collector (pamiq-core hands it out once)."""
@@ -171,20 +174,29 @@ class RealtimeAgent(Agent[EnvStep, npt.NDArray[np.int64]]):
             return self.noop
         with self.lock:
             actions = self.collector.act(obs, start)
+            self.lags.append(self.staleness())
         return np.asarray(actions[0], dtype=np.int64)
 
     def timing(self) -> dict[str, float]:
-        """Return and reset the inference time statistics (milliseconds, wall clock)."""
+        """Return and reset inference times (milliseconds, wall clock) and acting's lag."""
         latencies, self.latencies = self.latencies, []
+        lags, self.lags = self.lags, []
         out: dict[str, float] = {}
         if latencies:
             out["realtime/step_latency_ms_p50"] = 1e3 * float(np.percentile(latencies, 50))
             out["realtime/step_latency_ms_p99"] = 1e3 * float(np.percentile(latencies, 99))
+        if lags:
+            out["realtime/staleness_steps_mean"] = float(np.mean(lags))
+            out["realtime/staleness_steps_max"] = float(max(lags))
         return out
 
 
 class PPOTrainer(Trainer):
-    """Trains on each rollout the agent hands over, then syncs the inference policy."""
+    """Trains on each rollout the agent hands over, then syncs the inference policy.
+
+    Attributes:
+        synced_at: The learner's optimizer steps when the acting copy was last synced.
+    """
 
     def __init__(
         self,
@@ -194,8 +206,20 @@ class PPOTrainer(Trainer):
         on_phase: Callable[[int, dict[str, float]], None],
         timing: Callable[[], dict[str, float]],
         failure: Failure,
+        max_staleness: int = 0,
     ) -> None:
-        """Create the trainer; it trains when at least one new rollout arrived."""
+        """Create the trainer; it trains when at least one new rollout arrived.
+
+        Args:
+            components: The run's components (the learner trains ``components.policy``).
+            inference_policy: The acting copy, synced from the trained policy.
+            lock: Guards the acting copy.
+            on_phase: Called with the step and metrics after each phase.
+            timing: Returns the real-time statistics gathered since the last phase.
+            failure: Where an exception is recorded.
+            max_staleness: Optimizer steps after which the acting copy is synced even
+                inside a phase (0: after each phase only).
+        """
         super().__init__(training_condition_data_user=ROLLOUTS, min_new_data_count=1)
         self.c = components
         self.inference_policy = inference_policy
@@ -203,6 +227,24 @@ class PPOTrainer(Trainer):
         self.on_phase = on_phase
         self.timing = timing
         self.failure = failure
+        self.max_staleness = max_staleness
+        learner = components.learner
+        self.synced_at = learner.gradient_steps
+        if max_staleness > 0:
+            learner.after_step = self._sync_if_stale
+
+    def staleness(self) -> int:
+        """Optimizer steps the acting copy lags the trained policy."""
+        return self.c.learner.gradient_steps - self.synced_at
+
+    def _sync(self) -> None:
+        with self.lock:
+            self.inference_policy.load_state_dict(self.c.policy.state_dict())
+            self.synced_at = self.c.learner.gradient_steps
+
+    def _sync_if_stale(self) -> None:
+        if self.staleness() >= self.max_staleness:
+            self._sync()
 
     def train(self) -> None:
         """Train on the newest rollout (older ones, if any, were superseded)."""
@@ -217,8 +259,7 @@ class PPOTrainer(Trainer):
                 self.c.who["curiosity"],
                 self.c.stage,
             )
-            with self.lock:
-                self.inference_policy.load_state_dict(self.c.policy.state_dict())
+            self._sync()
             metrics["perf/train_seconds"] = wall.perf_counter() - started
             metrics.update(self.timing())
             metrics.update(self.c.worlds.evaluation_metrics())
@@ -250,6 +291,7 @@ def run_realtime(
     max_steps: int,
     time_scale: float,
     budget: float,
+    max_staleness: int,
     run_dir: Path,
     stop: StopRequest,
     on_step: Callable[[int], None],
@@ -267,6 +309,8 @@ def run_realtime(
         budget: Wall-clock seconds before each tick at which its observation is taken
             (inference does not speed up with the time scale; at most half the control
             interval is used).
+        max_staleness: Optimizer steps the acting policy may lag (0: synced after each
+            training phase only).
         run_dir: The run directory (pamiq-core's transient state folders go under it).
         stop: Set by signals; ends the run at the next control tick.
         on_step: Called after each step (inference thread).
@@ -314,7 +358,8 @@ def run_realtime(
     def timing() -> dict[str, float]:
         return {**agent.timing(), **tick_metrics(interaction.take_stats())}
 
-    trainer = PPOTrainer(components, acting_policy, lock, on_phase, timing, failure)
+    trainer = PPOTrainer(components, acting_policy, lock, on_phase, timing, failure, max_staleness)
+    agent.staleness = trainer.staleness
 
     def control_tick() -> bool:
         # Runs in the control thread at every tick; raising KeyboardInterrupt is

@@ -316,6 +316,7 @@ def _drive(
                     exp.run.max_steps,
                     exp.run.time_scale,
                     exp.run.inference_budget_ms / 1e3,
+                    exp.run.max_staleness,
                     run_dir,
                     stop,
                     run.on_step,

@@ -88,8 +88,10 @@ class TickedInteraction[ObsType, ActType](Interaction[ObsType, ActType]):
         self._stats_lock = threading.Lock()
 
     def setup(self) -> None:
-        """Start the grid: the first tick is one budget from now (or, if the first
-        inference takes longer, when it ends)."""
+        """Start the grid: the first tick is one budget from now.
+
+        If the first inference takes longer, the grid starts when it ends instead.
+        """
         super().setup()
         self._origin = time.perf_counter() + self.budget
         self.tick = 0
