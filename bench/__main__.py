@@ -21,6 +21,7 @@ BENCHMARKS = [
     "training_speed",
     "sb3_peer",
     "realtime",
+    "beat",
     "soak",
     "jepa",
     "representation",

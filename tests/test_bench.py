@@ -33,6 +33,21 @@ def test_an_experiment_file_runs_as_it_is_in_the_benchmark_loop() -> None:
     assert result["steps"] == 16 and result["steps_per_second"] > 0
 
 
+def test_the_beat_bench_measures_jitter_against_the_tick_grid() -> None:
+    from bench.beat import summarise
+
+    # 10 Hz: 30 actions on the grid, one 3 ms late, one a tick late (an overrun).
+    acted = [0.1 * k for k in range(30)]
+    acted[20] += 0.003
+    acted[25:] = [t + 0.1 for t in acted[25:]]
+    observed = [t - 0.015 for t in acted]
+    result = summarise(observed, acted, 0.1)
+    assert result["steps"] == 20 and result["overruns"] == 1
+    assert result["jitter_ms_max"] == pytest.approx(3.0, abs=1e-6)
+    assert result["jitter_ms_p50"] == pytest.approx(0.0, abs=1e-6)
+    assert result["latency_ms_p50"] == pytest.approx(15.0, abs=1e-6)
+
+
 def test_the_reference_step_bench_times_the_agent_side_of_each_step() -> None:
     times = step_latencies("experiments/reference/adversarial-maze.toml", [], "cpu")
     assert len(times) == STEPS and min(times) > 0

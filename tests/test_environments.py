@@ -33,6 +33,14 @@ def test_sim_maze_specs_and_coverage() -> None:
     assert env.evaluation_metrics()["coverage"] > start
 
 
+def test_sim_maze_paces_a_real_time_run_at_its_control_rate() -> None:
+    env = SimMazePlugin().build(SimMazeOptions(size=32, control_hz=30.0), CONTEXT)
+    assert env.control_interval == pytest.approx(1 / 30)
+    assert not env.realtime  # lock-step unless the run asks for run.mode = "realtime"
+    with pytest.raises(ValueError, match="control_hz"):
+        SimMazeOptions(control_hz=0.0)
+
+
 def test_sim_maze_multi_discrete_and_episodes() -> None:
     env = SimMazePlugin().build(
         SimMazeOptions(size=24, action_mode="multi_discrete", episode_steps=5), CONTEXT

@@ -38,6 +38,8 @@ class SimMazeOptions:
         turn_speed_deg: Degrees per turning step.
         fov_deg: Horizontal field of view.
         episode_steps: Steps per episode; 0 means one endless episode, as in VRChat.
+        control_hz: Agent steps per second when the run drives the maze in real time
+            (``run.mode = "realtime"``); lock-step runs ignore it.
     """
 
     size: int = attrs.field(
@@ -53,6 +55,9 @@ class SimMazeOptions:
         default=66.0, validator=[attrs.validators.gt(10), attrs.validators.lt(170)]
     )
     episode_steps: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    control_hz: float = attrs.field(
+        default=10.0, validator=[attrs.validators.gt(0), attrs.validators.le(1000)]
+    )
 
 
 class SimMazeEnvironment(Environment):
@@ -62,6 +67,7 @@ class SimMazeEnvironment(Environment):
         """Wrap a built world."""
         self.world = world
         self.episode_steps = options.episode_steps
+        self.control_interval = 1.0 / options.control_hz
         self._steps_in_episode = 0
         self._episode_start = True
         size = options.size
