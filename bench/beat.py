@@ -97,8 +97,11 @@ class _BenchPlugins:
         return [self.TimedSimMaze]
 
 
-def measure(file: str, hz: float, seconds: float) -> dict[str, float]:
-    """Drive ``file`` on sim-maze in real time at ``hz`` for ``seconds``; the world's view."""
+def measure(file: str, hz: float, seconds: float, extra: tuple[str, ...] = ()) -> dict[str, float]:
+    """Drive ``file`` on sim-maze in real time at ``hz`` for ``seconds``; the world's view.
+
+    ``extra`` holds further ``KEY=VALUE`` overrides (``run.inference_budget_ms=40``).
+    """
     from rich.console import Console
 
     from pamiqx.experiment import apply_overrides, load_raw, resolve
@@ -123,6 +126,7 @@ def measure(file: str, hz: float, seconds: float) -> dict[str, float]:
                 "run.checkpoint_every=0",
                 "tracking.enabled=false",
                 f'run.log_dir="{logs}"',
+                *extra,
             ],
         )
         resolved = resolve(data, sources, manager)
@@ -184,8 +188,11 @@ def main() -> None:
     parser.add_argument("--file", default=FILES[0], help="experiment file")
     parser.add_argument("--hz", type=float, default=10.0)
     parser.add_argument("--seconds", type=float, default=SECONDS)
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="extra override"
+    )
     args = parser.parse_args()
-    print(json.dumps(measure(args.file, args.hz, args.seconds)))
+    print(json.dumps(measure(args.file, args.hz, args.seconds, tuple(args.set))))
 
 
 if __name__ == "__main__":

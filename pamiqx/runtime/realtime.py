@@ -47,7 +47,7 @@ from pamiqx.runtime.worlds import Worlds
 
 ROLLOUTS = "rollouts"
 # Seconds a thread holds the GIL before another may take it, during a real-time run.
-GIL_SWITCH_INTERVAL = 0.001
+GIL_SWITCH_INTERVAL = 0.0002
 
 
 class RealtimeEnvironment(CoreEnvironment[EnvStep, npt.NDArray[np.int64]]):
@@ -376,10 +376,12 @@ def run_realtime(
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, threads - 1))
     # A thread that wakes for its control tick waits for the GIL up to the switch
-    # interval (5 ms by default) while the training thread runs Python: shorten it
+    # interval (5 ms by default) while the training thread runs Python, and inference
+    # waits that long for each of its many small torch calls: shorten it
     # (`python -m bench realtime`, p99 jitter over three runs: 2.7/5.4/6.3 ms at 5 ms,
-    # 3.0/3.9/5.6 ms at 1 ms; on a slower day, latency p99 17.9/21.6/20.4 ms at 5 ms,
-    # 15.9/16.0/14.6 ms at 1 ms).
+    # 3.0/3.9/5.6 ms at 1 ms; `python -m bench.beat --seconds 30`, quickstart at
+    # 10 Hz: 10 overruns of 291 and jitter p99 8.9 ms at 1 ms, 1 and 3.7 ms at 0.2 ms;
+    # reference/adversarial-maze: jitter p99 10.9 ms at 1 ms, 2.8 ms at 0.2 ms).
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     try:
