@@ -109,3 +109,50 @@ def test_the_maze_variant_runs_2048_steps(mechanism: str, tmp_path: Path) -> Non
     (events,) = tmp_path.glob(f"reference-{mechanism}-maze/*/events.jsonl")
     end = json.loads(events.read_text().splitlines()[-1])
     assert end["event"] == "end" and end["status"] == "finished" and end["step"] == 2048
+
+
+def test_the_hierarchical_file_validates_at_the_reference_sizes() -> None:
+    """hierarchical owns its policy and trains its forward dynamics inside PPO's windows,
+    so the forward-model assertions above do not apply: its own reference values
+    (configs/experiment, models, trainers and interaction/agent hierarchical.yaml)."""
+    resolved = load_experiment(REFERENCE / "hierarchical.toml")
+    exp = resolved.experiment
+    assert exp.name == "reference-hierarchical"
+    assert resolved.curiosity.entry.name == "hierarchical"
+    representation = resolved.representation.options
+    assert (representation.input_size, representation.width, representation.depth) == (144, 432, 6)
+    curiosity = resolved.curiosity.options
+    assert (curiosity.num_layers, curiosity.period) == (2, 8)
+    # QGRU cores of 8 blocks, widths 1024 + 2 i, feed-forward x4, for policy and FD alike.
+    assert (curiosity.core, curiosity.hidden_dim, curiosity.layer_width_step) == ("qgru", 1024, 2)
+    assert (curiosity.core_depth, curiosity.core_ff_ratio) == (8, 4.0)
+    # Layer 1's goal: a Gaussian as wide as layer 1, with a state-dependent std.
+    assert (curiosity.goal_dim, curiosity.goal_std) == (1026, "state")
+    assert (curiosity.blend, curiosity.hold_upper_reward) == (0.5, True)
+    assert (curiosity.fd_condition, curiosity.max_imagination_steps) == ("policy", 3)
+    assert (curiosity.fd_predictor, curiosity.token_mixing) == ("swiglu", "lerp")
+    policy = exp.policy
+    assert (policy.gamma_int, policy.entropy_coef, policy.gae_lambda) == (0.99, 0.1, 0.95)
+    assert (policy.regime, policy.replay_size, policy.train_every) == ("replay-windows", 1000, 128)
+    assert (policy.windows, policy.window_length) == (32, 256)
+    assert (policy.optimizer, policy.lr, policy.weight_decay) == ("sgd-nesterov", 1e-4, 1e-4)
+
+
+def test_the_hierarchical_maze_variant_changes_sizes_and_world_only() -> None:
+    full = load_experiment(REFERENCE / "hierarchical.toml")
+    maze = load_experiment(REFERENCE / "hierarchical-maze.toml")
+    assert maze.experiment.name == "reference-hierarchical-maze"
+    assert maze.environment.entry.name == "sim-maze"
+    assert maze.representation.options.input_size == 64
+    assert maze.experiment.policy.regime == "replay-windows"
+    for key in ("gamma_int", "entropy_coef"):
+        assert getattr(maze.experiment.policy, key) == getattr(full.experiment.policy, key)
+    # Only the cores' width and depth shrink, and the goal with layer 1's width.
+    shrunk = {"hidden_dim", "core_depth", "goal_dim"}
+    fields = attrs.asdict(full.curiosity.options)
+    assert {k: v for k, v in attrs.asdict(maze.curiosity.options).items() if k not in shrunk} == {
+        k: v for k, v in fields.items() if k not in shrunk
+    }
+    for resolved in (full, maze):
+        options = resolved.curiosity.options
+        assert options.goal_dim == options.hidden_dim + options.layer_width_step

@@ -6,6 +6,9 @@ described in :mod:`pamiqx_fd_curiosity.hierarchical`.
 
 from __future__ import annotations
 
+import math
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -21,8 +24,12 @@ from pamiqx.api import (
     one_hot_actions,
     one_hot_width,
 )
-from pamiqx_fd_curiosity.hierarchical_layers import HeldGoals, Layer, LayerStep
+from pamiqx_fd_curiosity.hierarchical_imagination import LayerImagination
+from pamiqx_fd_curiosity.hierarchical_layers import CoreSpec, HeldGoals, Layer, LayerStep
 from pamiqx_fd_curiosity.owned import INTERNAL_LOG_STD_RANGE, StateLayout
+
+# Smallest std of a state-dependent goal Gaussian (the reference's ``std_min``).
+GOAL_STD_MIN = 1e-6
 
 
 class HierarchicalNetwork(PolicyNetwork):
@@ -34,6 +41,8 @@ class HierarchicalNetwork(PolicyNetwork):
         num_layers: ``L``.
         periods: ``period**i`` of each layer.
         coefficients: ``c_i``, linear from -1 (bottom) to +1 (top).
+        widths: Each layer's core width.
+        obs_dims: Each layer's observation width.
         layout: The named parts of the flat state.
     """
 
@@ -48,6 +57,17 @@ class HierarchicalNetwork(PolicyNetwork):
         goal_dim: int,
         blend: float,
         prediction_coef: float,
+        *,
+        core: Literal["gru", "qgru", "qlstm"] = "gru",
+        core_depth: int = 2,
+        core_ff_ratio: float = 4.0,
+        layer_width_step: int = 0,
+        goal_std: Literal["state", "parameter"] = "parameter",
+        hold_upper_reward: bool = False,
+        fd_condition: Literal["action", "policy"] = "action",
+        max_imagination_steps: int = 1,
+        fd_predictor: Literal["linear", "swiglu"] = "linear",
+        tokens: tuple[int, int] | None = None,
     ) -> None:
         """Build the layers and the heads.
 
@@ -57,52 +77,98 @@ class HierarchicalNetwork(PolicyNetwork):
             action_spec: The world's action space (layer 0's action).
             num_layers: ``L`` (at least 2).
             period: Timescale ratio between layers (at least 2).
-            hidden_dim: Width of every FD and policy GRU state.
+            hidden_dim: Width of layer 0's cores.
             goal_dim: Width of an upper layer's latent action.
             blend: Share of the layer above in a layer's reward.
             prediction_coef: Weight of the prediction losses.
+            core: ``gru``, ``qgru`` or ``qlstm`` (both cores of every layer).
+            core_depth: Blocks of a stack.
+            core_ff_ratio: Feed-forward ratio of a stack's blocks.
+            layer_width_step: Layer ``i``'s width is ``hidden_dim + layer_width_step * i``.
+            goal_std: ``state`` or ``parameter`` std of the latent actions.
+            hold_upper_reward: Hold an upper layer's reward over its period.
+            fd_condition: ``action`` or ``policy`` (see ``HierarchicalOptions``).
+            max_imagination_steps: ``K`` of the forward dynamics' training.
+            fd_predictor: ``linear`` or ``swiglu`` prediction head.
+            tokens: ``(N, D)`` of a token latent that layer 0's cores mix
+                (:class:`~pamiqx_fd_curiosity.hierarchical_layers.TokenLerp`), or None.
 
         Raises:
-            ValueError: If ``num_layers`` or ``period`` is below 2.
+            ValueError: If ``num_layers`` or ``period`` is below 2, or ``K`` below 1.
         """
         super().__init__()
         if num_layers < 2 or period < 2:
             raise ValueError(f"need num_layers >= 2 and period >= 2, got {num_layers}, {period}")
+        if max_imagination_steps < 1:
+            raise ValueError(f"max_imagination_steps must be >= 1, got {max_imagination_steps}")
         self.encoder = encoder
         self.nvec = action_spec.nvec
         self.discrete = action_spec.kind == "discrete"
         self.num_layers = num_layers
         self.periods = [period**i for i in range(num_layers)]
         self.cycle = self.periods[-1]
-        self.hidden_size = hidden_dim
         self.goal_dim = goal_dim
         self.blend = blend
         self.prediction_coef = prediction_coef
+        self.hold_upper_reward = hold_upper_reward
+        self.fd_condition = fd_condition
+        self.imagination_steps = max_imagination_steps
         self.coefficients = [-1.0 + 2.0 * i / (num_layers - 1) for i in range(num_layers)]
         self.internal_action_dim = (num_layers - 1) * goal_dim
         action_width = one_hot_width(action_spec.nvec)
-        self.obs_dims = [latent_dim] + [hidden_dim] * (num_layers - 1)
-        self.layers = nn.ModuleList(
-            Layer(self.obs_dims[i], action_width if i == 0 else goal_dim, goal_dim, hidden_dim)
-            for i in range(num_layers)
-        )
-        widths = {"step": 1, "action": action_width}
-        for i, obs_dim in enumerate(self.obs_dims):
-            widths.update({f"fd{i}": hidden_dim, f"pred{i}": obs_dim, f"valid{i}": 1})
-            widths[f"pi{i}"] = hidden_dim
+        self.widths = [hidden_dim + layer_width_step * i for i in range(num_layers)]
+        self.obs_dims = [latent_dim, *self.widths[:-1]]
+        layers = []
+        for i, width in enumerate(self.widths):
+            spec = CoreSpec(core, width, core_depth, core_ff_ratio)
+            action = action_width if i == 0 else goal_dim
+            by_policy = fd_condition == "policy"
+            layers.append(
+                Layer(
+                    self.obs_dims[i],
+                    width if by_policy else action,
+                    0 if by_policy else action,
+                    # The top layer's goal input is zeros: the shape of the first
+                    # implementation, whose seeded runs repeat (the reference has none).
+                    goal_dim,
+                    spec,
+                    fd_predictor,
+                    tokens if i == 0 else None,
+                )
+            )
+        self.layers = nn.ModuleList(layers)
+        state_widths = {"step": 1, "action": action_width}
+        for i, layer in enumerate(layers):
+            state_widths[f"fd{i}"] = layer.fd_state_dim
+            if self._stores_fd_output(i):
+                state_widths[f"fdout{i}"] = layer.width
+            state_widths.update({f"pred{i}": self.obs_dims[i], f"valid{i}": 1})
+            state_widths[f"pi{i}"] = layer.policy_state_dim
             if i > 0:
-                widths[f"goal{i}"] = goal_dim
-        self.layout = StateLayout(widths)
+                state_widths[f"goal{i}"] = goal_dim
+                if hold_upper_reward:
+                    state_widths[f"reward{i}"] = 1
+        self.layout = StateLayout(state_widths)
         self.actor: nn.Module = (
-            DiscreteHead(hidden_dim, self.nvec[0])
+            DiscreteHead(self.widths[0], self.nvec[0])
             if action_spec.kind == "discrete"
-            else MultiDiscreteHead(hidden_dim, self.nvec)
+            else MultiDiscreteHead(self.widths[0], self.nvec)
         )
-        self.values = ValueHeads(hidden_dim)
-        self.goal_means = nn.ModuleList(
-            nn.Linear(hidden_dim, goal_dim) for _ in range(num_layers - 1)
+        self.values = ValueHeads(self.widths[0])
+        self.goal_means = nn.ModuleList(nn.Linear(w, goal_dim) for w in self.widths[1:])
+        # ``state``: the reference's FCNormalHead std; ``parameter``: one log-std per layer.
+        self.goal_stds = (
+            nn.ModuleList(nn.Linear(w, goal_dim) for w in self.widths[1:])
+            if goal_std == "state"
+            else None
         )
-        self.goal_log_std = nn.Parameter(torch.zeros(num_layers - 1, goal_dim))
+        self.goal_log_std = (
+            nn.Parameter(torch.zeros(num_layers - 1, goal_dim)) if goal_std == "parameter" else None
+        )
+
+    def _stores_fd_output(self, i: int) -> bool:
+        # The head reads the FD output in fold_action; a GRU's output is its state.
+        return self.fd_condition == "action" and not self._layer(i).fd_output_is_state
 
     @property
     def is_recurrent(self) -> bool:
@@ -114,10 +180,14 @@ class HierarchicalNetwork(PolicyNetwork):
         """Width of the flat state."""
         return self.layout.width
 
+    def _dtype(self) -> torch.dtype:
+        # The head's weight gives the dtype the network was cast to (float32 unless a test asks).
+        return self._layer(0).fd_head.weight.dtype
+
     def encode(self, obs: Tensor) -> Tensor:
-        """Return layer 0's observation ``x_0`` (float32) for ``(N, ...)`` observations."""
+        """Return layer 0's observation ``x_0`` (in the network's dtype) for ``(N, ...)`` ones."""
         latent: Tensor = self.encoder(obs)
-        return latent.float()
+        return latent.to(self._dtype())
 
     def _layer(self, i: int) -> Layer:
         layer = self.layers[i]
@@ -128,16 +198,12 @@ class HierarchicalNetwork(PolicyNetwork):
         counter = state[:, self.layout.slice("step")].squeeze(-1)
         return [torch.remainder(counter, p) < 0.5 for p in self.periods]
 
-    def _goal_mean(self, i: int, features: Tensor) -> Tensor:
-        mean: Tensor = self.goal_means[i - 1](features)
-        return mean
-
     def step_layers(self, latent: Tensor, state: Tensor) -> LayerStep:
         """Run the forward part of one step (``state`` already reset where episodes start).
 
         Args:
             latent: ``(B, latent_dim)`` layer 0's observation ``x_0``.
-            state: ``(B, hidden_dim)`` float32 state before the step.
+            state: ``(B, hidden_dim)`` state before the step (the network's dtype).
 
         Returns:
             The per-layer results and the state to hand to :meth:`advance`.
@@ -145,7 +211,7 @@ class HierarchicalNetwork(PolicyNetwork):
         parts = self.layout.split(state)
         new = dict(parts)
         acting = self._acting(state)
-        features, observations, errors, scored, held = [], [], [], [], []
+        features, observations, conditions, errors, scored, held = [], [], [], [], [], []
         x = latent.detach()
         for i in range(self.num_layers):
             layer = self._layer(i)
@@ -153,43 +219,61 @@ class HierarchicalNetwork(PolicyNetwork):
             observations.append(x)
             errors.append((parts[f"pred{i}"] - x).pow(2).mean(dim=-1))
             scored.append(acting[i] & (parts[f"valid{i}"].squeeze(-1) > 0.5))
-            previous = parts["action"] if i == 0 else parts[f"goal{i}"]
-            fd = layer.fd_cell(torch.cat([x, previous], dim=-1), parts[f"fd{i}"])
-            new[f"fd{i}"] = torch.where(act, fd, parts[f"fd{i}"])
             top = i == self.num_layers - 1
             goal = torch.zeros_like(parts["goal1"]) if top else parts[f"goal{i + 1}"]
-            policy = layer.policy_cell(torch.cat([x, goal], dim=-1), parts[f"pi{i}"])
+            output, policy = layer.policy_step(x, goal, parts[f"pi{i}"])
             new[f"pi{i}"] = torch.where(act, policy, parts[f"pi{i}"])
-            features.append(new[f"pi{i}"])
+            features.append(output)
             if i > 0:
                 held.append(parts[f"goal{i}"])
-            # The layer above observes this FD state as data: its loss must not shape it.
-            x = F.layer_norm(new[f"fd{i}"], (self.hidden_size,)).detach()
-        reward = torch.zeros_like(errors[0])
+            if self.fd_condition == "policy":
+                # The policy's latent is data for the FD: its loss must not shape the policy.
+                condition = output.detach()
+            else:
+                condition = parts["action"] if i == 0 else parts[f"goal{i}"]
+            conditions.append(condition)
+            fd_output, fd = layer.fd_step(x, condition, parts[f"fd{i}"])
+            new[f"fd{i}"] = torch.where(act, fd, parts[f"fd{i}"])
+            if self._stores_fd_output(i):
+                new[f"fdout{i}"] = torch.where(act, fd_output, parts[f"fdout{i}"])
+            if self.fd_condition == "policy":
+                prediction = layer.predict(fd_output, None)
+                new[f"pred{i}"] = torch.where(act, prediction, parts[f"pred{i}"])
+                new[f"valid{i}"] = torch.where(act, 1.0, parts[f"valid{i}"])
+            # The layer above observes this FD output as data: its loss must not shape it.
+            x = F.layer_norm(fd_output, fd_output.shape[-1:]).detach()
+        upper = torch.zeros_like(errors[0])
         for i in reversed(range(self.num_layers)):
-            own = self.coefficients[i] * errors[i].detach() * scored[i].to(reward.dtype)
+            own = self.coefficients[i] * errors[i].detach() * scored[i].to(upper.dtype)
             reward = (
-                own if i == self.num_layers - 1 else (1 - self.blend) * own + self.blend * reward
+                own if i == self.num_layers - 1 else (1 - self.blend) * own + self.blend * upper
             )
+            if self.hold_upper_reward and i > 0:
+                # Between its acting steps the layer's last blended reward is held.
+                held_reward = parts[f"reward{i}"].squeeze(-1)
+                reward = torch.where(acting[i], reward, held_reward)
+                new[f"reward{i}"] = reward.unsqueeze(-1)
+            upper = reward
         return LayerStep(
             state=self.layout.join(new),
             features=features,
             observations=observations,
+            conditions=conditions,
             errors=errors,
             acting=acting,
             scored=scored,
             held=held,
-            reward=reward.detach(),
+            reward=upper.detach(),
         )
 
     def advance(self, state: Tensor, actions: Tensor, internal: Tensor | None) -> Tensor:
         """Store the step's actions, predict each acting layer's next observation, count the step.
 
         Args:
-            state: ``(B, hidden_dim)`` float32 state after :meth:`step_layers`.
+            state: ``(B, hidden_dim)`` state after :meth:`step_layers`.
             actions: The world's actions of this step.
-            internal: ``(B, Z)`` latent actions of this step, or None for the upper
-                layers' means (only the acting layers' columns are read).
+            internal: ``(B, Z)`` latent actions of this step (only the acting layers'
+                columns are read), or None to keep the held ones.
 
         Returns:
             The state before the next step.
@@ -202,35 +286,43 @@ class HierarchicalNetwork(PolicyNetwork):
             if i == 0:
                 action = world
             else:
-                if internal is None:
-                    # Acting at the mean is data for the FD: its loss must not move the policy.
-                    chosen = self._goal_mean(i, parts[f"pi{i}"]).detach()
-                else:
+                held = parts[f"goal{i}"]
+                if internal is not None:
                     chosen = internal[:, (i - 1) * self.goal_dim : i * self.goal_dim]
-                action = torch.where(act, chosen.to(state.dtype), parts[f"goal{i}"])
-                parts[f"goal{i}"] = action
-            prediction = self._layer(i).fd_head(torch.cat([parts[f"fd{i}"], action], dim=-1))
-            parts[f"pred{i}"] = torch.where(act, prediction, parts[f"pred{i}"])
-            parts[f"valid{i}"] = torch.where(
-                act, torch.ones_like(parts[f"valid{i}"]), parts[f"valid{i}"]
-            )
+                    held = torch.where(act, chosen.to(state.dtype), held)
+                parts[f"goal{i}"] = action = held
+            if self.fd_condition == "action":
+                # The action of the step enters the prediction through the head.
+                output = parts[f"fdout{i}" if self._stores_fd_output(i) else f"fd{i}"]
+                prediction = self._layer(i).predict(output, action)
+                parts[f"pred{i}"] = torch.where(act, prediction, parts[f"pred{i}"])
+                parts[f"valid{i}"] = torch.where(act, 1.0, parts[f"valid{i}"])
         parts["action"] = world
-        counter = parts["step"]
-        parts["step"] = torch.remainder(counter + 1, self.cycle)
+        parts["step"] = torch.remainder(parts["step"] + 1, self.cycle)
         return self.layout.join(parts)
 
-    def _heads(
+    def _goal(self, i: int, features: Tensor) -> tuple[Tensor, Tensor]:
+        """Return layer ``i``'s Gaussian ``(B, goal_dim)`` mean and std."""
+        mean: Tensor = self.goal_means[i - 1](features)
+        low, high = INTERNAL_LOG_STD_RANGE
+        if self.goal_stds is not None:
+            std = F.softplus(self.goal_stds[i - 1](features)) + GOAL_STD_MIN
+            # Capped as the parameter is: nothing else stops PPO's entropy bonus.
+            return mean, std.clamp(max=math.exp(high))
+        assert self.goal_log_std is not None
+        return mean, self.goal_log_std[i - 1].clamp(low, high).exp().expand_as(mean)
+
+    def heads(
         self, features: list[Tensor], acting: list[Tensor], held: list[Tensor]
     ) -> tuple[ActionDistribution, dict[str, Tensor], HeldGoals]:
-        """Apply the heads to per-layer ``(N, H)`` features, acting masks and held goals."""
+        """Apply the heads to per-layer ``(N, width_i)`` features, acting masks and held goals."""
         dist: ActionDistribution = self.actor(features[0])
         values: dict[str, Tensor] = self.values(features[0])
         means, stds, masks = [], [], []
-        log_std = self.goal_log_std.clamp(*INTERNAL_LOG_STD_RANGE).exp()
         for i in range(1, self.num_layers):
-            mean = self._goal_mean(i, features[i])
+            mean, std = self._goal(i, features[i])
             means.append(mean)
-            stds.append(log_std[i - 1].expand_as(mean))
+            stds.append(std)
             masks.append(acting[i].unsqueeze(-1).expand_as(mean))
         goals = HeldGoals(
             torch.cat(means, dim=-1),
@@ -243,18 +335,19 @@ class HierarchicalNetwork(PolicyNetwork):
     def forward(self, obs: Tensor, hidden: Tensor, reset: Tensor | None = None) -> PolicyStep:
         """Act on ``(B, ...)`` observations; the intrinsic reward is layer 0's blended ``r_0``."""
         with torch.autocast(obs.device.type, enabled=False):
-            state = hidden.float()
+            state = hidden.to(self._dtype())
             if reset is not None:
                 state = state * (~reset.bool()).to(state.dtype).unsqueeze(-1)
             step = self.step_layers(self.encode(obs), state)
-            dist, values, goals = self._heads(step.features, step.acting, step.held)
+            dist, values, goals = self.heads(step.features, step.acting, step.held)
             return PolicyStep(dist, values, step.state, goals, intrinsic=step.reward)
 
     def fold_action(self, hidden: Tensor, actions: Tensor, internal: Tensor | None) -> Tensor:
         """Store the sampled actions (new latent actions only where their layer acted)."""
         with torch.autocast(hidden.device.type, enabled=False):
+            dtype = self._dtype()
             return self.advance(
-                hidden.float(), actions, None if internal is None else internal.float()
+                hidden.to(dtype), actions, None if internal is None else internal.to(dtype)
             )
 
     def forward_sequence(
@@ -265,15 +358,23 @@ class HierarchicalNetwork(PolicyNetwork):
         actions: Tensor,
         internal: Tensor | None,
     ) -> PolicyStep:
-        """Replay a window; the aux loss is the error of the predictions made inside it."""
+        """Replay a window step by step, as acting does.
+
+        The layers act at different steps per row (each row's counter, reset at its
+        own episode starts), so the window is stepped through rather than scanned.
+        The aux loss is the FD error of the predictions made inside the window
+        (with ``K > 1`` also of their imagined continuations).
+        """
         steps, batch = obs.shape[0], obs.shape[1]
         layers = range(self.num_layers)
         with torch.autocast(obs.device.type, enabled=False):
+            dtype = self._dtype()
             latents = self.encode(obs.reshape(steps * batch, *obs.shape[2:]))
             latents = latents.reshape(steps, batch, -1)
-            state = hidden0.float()
+            state = hidden0.to(dtype)
             # Which rows' pending prediction of each layer was made inside the window.
             made = [torch.zeros(batch, dtype=torch.bool, device=obs.device) for _ in layers]
+            imagined = [LayerImagination(self.imagination_steps) for _ in layers]
             features: list[list[Tensor]] = [[] for _ in layers]
             acting: list[list[Tensor]] = [[] for _ in layers]
             errors: list[list[Tensor]] = [[] for _ in layers]
@@ -283,8 +384,10 @@ class HierarchicalNetwork(PolicyNetwork):
             for t in range(steps):
                 if resets is not None:
                     keep = ~resets[t].bool()
-                    state = state * keep.to(state.dtype).unsqueeze(-1)
+                    state = state * keep.to(dtype).unsqueeze(-1)
                     made = [m & keep for m in made]
+                    for branches in imagined:
+                        branches.reset(keep)
                 step = self.step_layers(latents[t], state)
                 for i in layers:
                     features[i].append(step.features[i])
@@ -294,11 +397,16 @@ class HierarchicalNetwork(PolicyNetwork):
                 for i, goal in enumerate(step.held):
                     held[i].append(goal)
                 rewards.append(step.reward)
-                state = self.advance(
-                    step.state, actions[t], None if internal is None else internal[t].float()
-                )
+                chosen = None if internal is None else internal[t].to(dtype)
+                after = self.advance(step.state, actions[t], chosen)
+                if self.imagination_steps > 1:
+                    old, new = self.layout.split(state), self.layout.split(after)
+                    with_action = self.fd_condition == "action"
+                    for i, branches in enumerate(imagined):
+                        branches.replay_step(self._layer(i), i, step, old, new, with_action)
                 made = [m | a for m, a in zip(made, step.acting, strict=True)]
-            dist, values, goals = self._heads(
+                state = after
+            dist, values, goals = self.heads(
                 [torch.cat(f) for f in features],
                 [torch.cat(a) for a in acting],
                 [torch.cat(h) for h in held],
@@ -307,10 +415,7 @@ class HierarchicalNetwork(PolicyNetwork):
             aux = self._layer(0).fd_head.weight.sum() * 0.0
             metrics = {"hierarchical/reward": float(torch.stack(rewards).mean())}
             for i in layers:
-                error, mask = torch.stack(errors[i]), torch.stack(masks[i]).to(state.dtype)
-                count = mask.sum()
-                if float(count) > 0:
-                    loss = (error * mask).sum() / count
-                    aux = aux + self.prediction_coef * loss
-                    metrics[f"hierarchical/error_{i}"] = float(loss.detach())
+                loss, layer_metrics = imagined[i].loss(i, errors[i], masks[i])
+                aux = aux + self.prediction_coef * loss
+                metrics.update(layer_metrics)
             return PolicyStep(dist, values, state, goals, aux_loss=aux, metrics=metrics)

@@ -379,22 +379,100 @@ class HierarchicalOptions:
     """Options of ``hierarchical``: layers of forward dynamics and policies at growing timescales.
 
     Layer 0 observes the representation stage's output (``[representation]``).
+    Reference values (MLShukai/pamiq-curiosity-exp, src/configs/experiment/hierarchical.yaml,
+    models/hierarchical.yaml, trainers/hierarchical.yaml, interaction/agent/hierarchical.yaml)
+    are in experiments/reference/hierarchical.toml.
 
     Attributes:
         num_layers: ``L`` (2 in the reference); layer ``i`` acts every ``period**i`` steps.
         period: Timescale ratio between layers (8 in the reference).
-        hidden_dim: Width of each layer's forward-dynamics and policy GRUs.
-        goal_dim: Width of the continuous latent action an upper layer emits.
+        core: Each layer's forward-dynamics and policy core: ``gru`` (a GRU cell, the
+            small default, so that existing experiments keep their meaning), or a
+            ``qgru`` (the reference's: 8 blocks, feed-forward x4) or ``qlstm`` stack of
+            :class:`pamiqx.api.RecurrentStack`. Its dropout (0.1 in the reference) is
+            left out: the same forward pass acts and trains.
+        core_depth: Blocks of a ``qgru``/``qlstm`` core.
+        core_ff_ratio: Feed-forward width of a ``qgru``/``qlstm`` block, over its width.
+        hidden_dim: Width of layer 0's cores: the GRUs' state, or the stacks' width.
+        layer_width_step: Layer ``i``'s cores are ``hidden_dim + layer_width_step * i``
+            wide (the reference: 2, widths 1024 and 1026; default 0, one width).
+        goal_dim: Width of the continuous latent action an upper layer emits (the
+            reference: the emitting layer's width, 1026).
+        goal_std: The upper layers' Gaussian std: ``state``, the reference's
+            (``FCNormalHead``, src/exp/models/components/normal.py):
+            ``softplus(W f) + 1e-6`` of the layer's policy features, capped at
+            ``exp(0.5)`` (the cap is pamiqx's: nothing but it stops PPO's entropy bonus
+            from widening a Gaussian only the network itself reads); ``parameter``: a
+            learned, state-independent log-std clamped to ``[-5, 0.5]``. Default
+            ``parameter``, pamiqx's so far: with the reference's ``state`` the existing
+            experiment files would no longer repeat their recorded results
+            (tests/test_identical_metrics.py); experiments/reference/hierarchical.toml
+            sets ``state``.
         blend: Share of the layer above in a layer's reward:
             ``r_i = (1 - blend) * c_i * e_i + blend * r_{i+1}`` (0.5 in the reference).
+        hold_upper_reward: The upper layer's blended reward ``r_{i+1}`` enters the blend
+            at every step of its period, held from its last acting step, as in the
+            reference (its agent keeps the upper layer's last reward between the upper
+            layer's steps). Default False, pamiqx's choice: the reward of an upper
+            layer's acting step measures how the period that just ended turned out, so
+            it counts once, at that step, and the discount carries it back; holding it
+            credits the steps of the next period, which could not have caused it, and
+            weighs the upper layer ``period**i`` times more than the bottom one.
+        fd_condition: What a layer's forward dynamics is conditioned on besides its
+            observation. ``action`` (default, pamiqx's so far): the layer's previous
+            action enters the core and the action of the step the prediction head,
+            so the prediction knows the action that was taken. ``policy``: the
+            reference's (agents/curiosity/hierarchical.py, models/latent_fd.py): the
+            core takes the layer's policy latent of the same step (detached: the
+            forward-dynamics loss does not shape the policy) and the prediction is
+            made from the core's output alone, before the action is sampled. The
+            default stays ``action`` so that the existing experiments and tests keep
+            their meaning; experiments/reference/hierarchical.toml sets ``policy``.
+        max_imagination_steps: ``K``: the forward dynamics trains on its 1- to K-step
+            predictions inside each PPO window (steps 2..K from its own predictions,
+            at the layer's acting steps), the per-step mean errors combined with
+            weights ``exp(-(k-1)/K)`` (trainers/hierarchical.yaml,
+            ``imagination_length``: 3). Rewards use the 1-step error. Default 1 (no
+            imagination, pamiqx's so far) for the same reason as ``goal_std``;
+            experiments/reference/hierarchical.toml sets 3.
+        fd_predictor: The FD's prediction head: ``linear`` (default, pamiqx's so far),
+            or ``swiglu``, the reference's ``Predictor`` (models/latent_fd.py): a linear
+            map to the core's width, a SwiGLU feed-forward (``core_ff_ratio`` wide, no
+            residual) and a linear map to the observation.
+        token_mixing: How layer 0's cores read a token latent ``(N, D)``: ``flat``
+            (default, pamiqx's so far: the ``N * D`` values), or ``lerp``, the
+            reference's (``LerpStackedFeatures``, models/components/stacked_features.py):
+            each token through its own linear map to the core's width, mixed with
+            softmax weights computed from all tokens (the FD and the policy each have
+            their own). Vector latents are read flat either way.
         prediction_coef: Weight of the layers' prediction losses added to PPO's loss.
     """
 
     num_layers: int = attrs.field(default=2, validator=attrs.validators.ge(2))
     period: int = attrs.field(default=8, validator=attrs.validators.ge(2))
+    core: Literal["gru", "qgru", "qlstm"] = attrs.field(
+        default="gru", validator=attrs.validators.in_(("gru", "qgru", "qlstm"))
+    )
+    core_depth: int = attrs.field(default=2, validator=_positive)
+    core_ff_ratio: float = attrs.field(default=4.0, validator=_positive_float)
     hidden_dim: int = attrs.field(default=128, validator=_positive)
+    layer_width_step: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     goal_dim: int = attrs.field(default=8, validator=_positive)
+    goal_std: Literal["state", "parameter"] = attrs.field(
+        default="parameter", validator=attrs.validators.in_(("state", "parameter"))
+    )
     blend: float = attrs.field(default=0.5, validator=_unit_closed)
+    hold_upper_reward: bool = False
+    fd_condition: Literal["action", "policy"] = attrs.field(
+        default="action", validator=attrs.validators.in_(("action", "policy"))
+    )
+    max_imagination_steps: int = attrs.field(default=1, validator=_positive)
+    fd_predictor: Literal["linear", "swiglu"] = attrs.field(
+        default="linear", validator=attrs.validators.in_(("linear", "swiglu"))
+    )
+    token_mixing: Literal["flat", "lerp"] = attrs.field(
+        default="flat", validator=attrs.validators.in_(("flat", "lerp"))
+    )
     prediction_coef: float = attrs.field(default=1.0, validator=attrs.validators.ge(0.0))
 
 
