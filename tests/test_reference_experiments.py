@@ -18,7 +18,13 @@ import pytest
 from pamiqx.experiment import load_experiment
 
 REFERENCE = Path(__file__).resolve().parents[1] / "experiments" / "reference"
+# The forward-dynamics mechanisms beside the policy (their own models and regime)...
 MECHANISMS = ["adversarial", "delta-minimize", "meta"]
+# ...and all seven reference experiments.
+ALL = [*MECHANISMS, "hierarchical", "unified", "ttt", "ttt-e2e"]
+# Seconds a -maze variant may take for 2,048 steps on a 2-core CPU: the stepped windows of
+# hierarchical and ttt-e2e take over ten minutes there.
+MAZE_RUN_LIMIT = 2400
 
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
@@ -91,7 +97,8 @@ def test_the_maze_variant_changes_sizes_and_world_only(mechanism: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mechanism", MECHANISMS)
+@pytest.mark.timeout(MAZE_RUN_LIMIT + 60)
+@pytest.mark.parametrize("mechanism", ALL)
 def test_the_maze_variant_runs_2048_steps(mechanism: str, tmp_path: Path) -> None:
     pamiqx = Path(sys.executable).with_name("pamiqx")
     command = [
@@ -103,7 +110,11 @@ def test_the_maze_variant_runs_2048_steps(mechanism: str, tmp_path: Path) -> Non
         "tracking.enabled=false",
     ]
     done = subprocess.run(
-        command, capture_output=True, text=True, env={**os.environ, "CI": "true"}, timeout=900
+        command,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CI": "true"},
+        timeout=MAZE_RUN_LIMIT,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (events,) = tmp_path.glob(f"reference-{mechanism}-maze/*/events.jsonl")
@@ -156,3 +167,47 @@ def test_the_hierarchical_maze_variant_changes_sizes_and_world_only() -> None:
     for resolved in (full, maze):
         options = resolved.curiosity.options
         assert options.goal_dim == options.hidden_dim + options.layer_width_step
+
+
+def test_the_owned_network_files_validate_at_the_reference_sizes() -> None:
+    """unified, ttt and ttt-e2e: the reference's cores and sizes (configs/models/*.yaml)."""
+    unified = load_experiment(REFERENCE / "unified.toml")
+    options = unified.curiosity.options
+    assert (options.core, options.hidden_dim, options.core_depth) == ("qgru", 1024, 8)
+    assert (options.reward_average, options.internal_dim) == ("token-exponential", 0)
+    assert unified.experiment.policy.regime == "replay-windows"
+    assert unified.representation.entry.name == "jepa"
+    ttt = load_experiment(REFERENCE / "ttt.toml")
+    options = ttt.curiosity.options
+    assert (options.core, options.hidden_dim, options.ttt_depth, options.ttt_heads) == (
+        "ttt",
+        1024,
+        8,
+        16,
+    )
+    assert (options.ttt_chunk, options.prediction_delay) == (128, 32)
+    e2e = load_experiment(REFERENCE / "ttt-e2e.toml")
+    options = e2e.curiosity.options
+    assert (options.encoder, options.patch_size, options.encoder_width) == (
+        "patch-transformer",
+        12,
+        1024,
+    )
+    assert (options.encoder_layers, options.ttt_depth, options.ttt_heads) == (4, 16, 32)
+    assert e2e.representation.entry.name == "pixels"  # it trains its own encoder
+
+
+@pytest.mark.parametrize("mechanism", ["unified", "ttt", "ttt-e2e"])
+def test_an_owned_network_maze_variant_keeps_the_mechanism_and_shrinks_sizes(
+    mechanism: str,
+) -> None:
+    full = load_experiment(REFERENCE / f"{mechanism}.toml")
+    maze = load_experiment(REFERENCE / f"{mechanism}-maze.toml")
+    assert maze.experiment.name == f"reference-{mechanism}-maze"
+    assert maze.environment.entry.name == "sim-maze"
+    assert maze.curiosity.entry.name == full.curiosity.entry.name
+    assert maze.experiment.policy.gamma_int == full.experiment.policy.gamma_int
+    assert maze.experiment.policy.regime == full.experiment.policy.regime
+    for key in ("reward_average", "internal_entropy", "prediction_delay", "core"):
+        if hasattr(full.curiosity.options, key):
+            assert getattr(maze.curiosity.options, key) == getattr(full.curiosity.options, key)
