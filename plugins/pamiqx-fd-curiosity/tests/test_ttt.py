@@ -14,7 +14,7 @@ import torch
 from pamiqx_fd_curiosity.plugin import TTTOptions, TTTPlugin
 from pamiqx_fd_curiosity.unified import UnifiedNetwork
 
-from pamiqx.api import ActionSpec, BuildContext, ObservationSpec, PluginError
+from pamiqx.api import ActionSpec, BuildContext, ObservationSpec
 from pamiqx.testing import ContractSetup, check_curiosity_contract
 
 MULTI = ActionSpec("multi_discrete", (3, 3, 2))
@@ -190,6 +190,9 @@ def test_contract_ttt_stack() -> None:
     )
 
 
-def test_heads_must_divide_the_width() -> None:
-    with pytest.raises(PluginError, match="divisible by ttt_heads"):
-        _network(**{**STACK, "hidden_dim": 18, "ttt_heads": 4})
+def test_the_ttt_sizes_are_checked_with_the_options_naming_the_keys() -> None:
+    # In the options, so `pamiqx validate` refuses them before anything is built.
+    with pytest.raises(ValueError, match=r"curiosity.hidden_dim \(18\) must be divisible by"):
+        TTTOptions(**{**STACK, "hidden_dim": 18, "ttt_heads": 4})
+    with pytest.raises(ValueError, match="ttt_base_lr_min"):
+        TTTOptions(**{**STACK, "ttt_base_lr_min": 0.5, "ttt_base_lr_max": 0.1})

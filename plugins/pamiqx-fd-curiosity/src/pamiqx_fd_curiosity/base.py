@@ -25,7 +25,7 @@ from pamiqx_fd_curiosity.networks import flatten_latents, latent_width
 from pamiqx_fd_curiosity.replay import StepMemory
 
 if TYPE_CHECKING:
-    from pamiqx_fd_curiosity.plugin import FDOptions
+    from pamiqx_fd_curiosity.fd_options import FDOptions
 
 
 def make_optimizer(parameters: Any, options: FDOptions) -> torch.optim.Optimizer:

@@ -6,7 +6,6 @@ described in :mod:`pamiqx_fd_curiosity.hierarchical`.
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -26,10 +25,13 @@ from pamiqx.api import (
 )
 from pamiqx_fd_curiosity.hierarchical_imagination import LayerImagination
 from pamiqx_fd_curiosity.hierarchical_layers import CoreSpec, HeldGoals, Layer, LayerStep
-from pamiqx_fd_curiosity.owned import INTERNAL_LOG_STD_RANGE, StateLayout
-
-# Smallest std of a state-dependent goal Gaussian (the reference's ``std_min``).
-GOAL_STD_MIN = 1e-6
+from pamiqx_fd_curiosity.hierarchical_parts import (
+    build_layers,
+    state_goal_std,
+    state_layout,
+    stores_fd_output,
+)
+from pamiqx_fd_curiosity.owned import INTERNAL_LOG_STD_RANGE
 
 
 class HierarchicalNetwork(PolicyNetwork):
@@ -118,37 +120,20 @@ class HierarchicalNetwork(PolicyNetwork):
         action_width = one_hot_width(action_spec.nvec)
         self.widths = [hidden_dim + layer_width_step * i for i in range(num_layers)]
         self.obs_dims = [latent_dim, *self.widths[:-1]]
-        layers = []
-        for i, width in enumerate(self.widths):
-            spec = CoreSpec(core, width, core_depth, core_ff_ratio)
-            action = action_width if i == 0 else goal_dim
-            by_policy = fd_condition == "policy"
-            layers.append(
-                Layer(
-                    self.obs_dims[i],
-                    width if by_policy else action,
-                    0 if by_policy else action,
-                    # The top layer's goal input is zeros: the shape of the first
-                    # implementation, whose seeded runs repeat (the reference has none).
-                    goal_dim,
-                    spec,
-                    fd_predictor,
-                    tokens if i == 0 else None,
-                )
-            )
+        layers = build_layers(
+            self.widths,
+            self.obs_dims,
+            CoreSpec(core, hidden_dim, core_depth, core_ff_ratio),
+            action_width,
+            goal_dim,
+            fd_condition,
+            fd_predictor,
+            tokens,
+        )
         self.layers = nn.ModuleList(layers)
-        state_widths = {"step": 1, "action": action_width}
-        for i, layer in enumerate(layers):
-            state_widths[f"fd{i}"] = layer.fd_state_dim
-            if self._stores_fd_output(i):
-                state_widths[f"fdout{i}"] = layer.width
-            state_widths.update({f"pred{i}": self.obs_dims[i], f"valid{i}": 1})
-            state_widths[f"pi{i}"] = layer.policy_state_dim
-            if i > 0:
-                state_widths[f"goal{i}"] = goal_dim
-                if hold_upper_reward:
-                    state_widths[f"reward{i}"] = 1
-        self.layout = StateLayout(state_widths)
+        self.layout = state_layout(
+            layers, self.obs_dims, action_width, goal_dim, fd_condition, hold_upper_reward
+        )
         self.actor: nn.Module = (
             DiscreteHead(self.widths[0], self.nvec[0])
             if action_spec.kind == "discrete"
@@ -167,8 +152,7 @@ class HierarchicalNetwork(PolicyNetwork):
         )
 
     def _stores_fd_output(self, i: int) -> bool:
-        # The head reads the FD output in fold_action; a GRU's output is its state.
-        return self.fd_condition == "action" and not self._layer(i).fd_output_is_state
+        return stores_fd_output(self._layer(i), self.fd_condition)
 
     @property
     def is_recurrent(self) -> bool:
@@ -304,12 +288,10 @@ class HierarchicalNetwork(PolicyNetwork):
     def _goal(self, i: int, features: Tensor) -> tuple[Tensor, Tensor]:
         """Return layer ``i``'s Gaussian ``(B, goal_dim)`` mean and std."""
         mean: Tensor = self.goal_means[i - 1](features)
-        low, high = INTERNAL_LOG_STD_RANGE
         if self.goal_stds is not None:
-            std = F.softplus(self.goal_stds[i - 1](features)) + GOAL_STD_MIN
-            # Capped as the parameter is: nothing else stops PPO's entropy bonus.
-            return mean, std.clamp(max=math.exp(high))
+            return mean, state_goal_std(self.goal_stds[i - 1](features))
         assert self.goal_log_std is not None
+        low, high = INTERNAL_LOG_STD_RANGE
         return mean, self.goal_log_std[i - 1].clamp(low, high).exp().expand_as(mean)
 
     def heads(

@@ -26,7 +26,7 @@ from pamiqx_fd_curiosity.imagination import (
 from pamiqx_fd_curiosity.networks import ForwardModel, build_forward_model, latent_width
 
 if TYPE_CHECKING:
-    from pamiqx_fd_curiosity.plugin import ImaginationOptions
+    from pamiqx_fd_curiosity.fd_options import ImaginationOptions
 
 
 class ImaginationCuriosity(ForwardDynamicsCuriosity):

@@ -21,7 +21,7 @@ from pamiqx_fd_curiosity.networks import (
 )
 
 if TYPE_CHECKING:
-    from pamiqx_fd_curiosity.plugin import MetaOptions
+    from pamiqx_fd_curiosity.fd_options import MetaOptions
 
 
 def meta_coefficients(preset: str, levels: int) -> list[float]:

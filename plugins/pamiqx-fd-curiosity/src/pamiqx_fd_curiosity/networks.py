@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from pamiqx.api import CoreSizes, ObservationSpec, RecurrentStack
 
 if TYPE_CHECKING:
-    from pamiqx_fd_curiosity.plugin import FDOptions
+    from pamiqx_fd_curiosity.fd_options import FDOptions
 
 STANDARDISE_EPS = 1e-6
 

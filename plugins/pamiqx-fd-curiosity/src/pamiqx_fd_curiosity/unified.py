@@ -104,19 +104,6 @@ def _ttt_core(options: Any, input_dim: int) -> UnifiedCore:
     return StackCore("ttt", input_dim, sizes)
 
 
-def _check_ttt(options: Any) -> None:
-    if options.core == "ttt" and options.hidden_dim % options.ttt_heads:
-        raise PluginError(
-            f"hidden_dim ({options.hidden_dim}) must be divisible by ttt_heads "
-            f"({options.ttt_heads}) for core = 'ttt'"
-        )
-    if options.ttt_base_lr_min > options.ttt_base_lr_max:
-        raise PluginError(
-            f"ttt_base_lr_min ({options.ttt_base_lr_min}) is above ttt_base_lr_max "
-            f"({options.ttt_base_lr_max})"
-        )
-
-
 def _config(options: Any, latent_dim: int, num_tokens: int, ttt: bool) -> NetworkConfig:
     return NetworkConfig(
         latent_dim=latent_dim,
@@ -140,8 +127,6 @@ class UnifiedCuriosity(OwnedPolicyCuriosity):
         self, options: Any, observation_spec: ObservationSpec, action_spec: ActionSpec, device: str
     ) -> None:
         """Build the network on ``device`` for the stage's latents (vectors or tokens)."""
-        if self.ttt:
-            _check_ttt(options)
         tokens = observation_spec.shape[0] if observation_spec.kind == "tokens" else 1
         config = _config(options, latent_width(observation_spec), tokens, self.ttt)
         make_core = _ttt_core if self.ttt else _unified_core
@@ -170,7 +155,6 @@ class TTTE2ECuriosity(OwnedPolicyCuriosity):
                 f"ttt-e2e trains its own image encoder but is handed {observation_spec.kind} of "
                 f'shape {observation_spec.shape}: set [representation] plugin = "pixels".'
             )
-        _check_ttt(options)
         shape = tuple(observation_spec.shape)
         trunk: nn.Module
         if options.encoder == "conv":
