@@ -169,6 +169,9 @@ def test_a_window_shorter_than_the_delay_has_no_prediction_loss() -> None:
     assert "unified/prediction_error" not in seq.metrics
 
 
+# About a minute on a 2-core CPU: in `make test-all`; the default suite runs the ttt
+# contract on the small core (test_unified.py) and the reference TTT stack's own tests here.
+@pytest.mark.slow
 def test_contract_ttt_stack() -> None:
     """Every check with the reference TTT core; novelty on the excitatory surprisal."""
 
