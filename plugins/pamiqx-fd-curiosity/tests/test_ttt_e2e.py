@@ -81,8 +81,9 @@ def test_frames_must_split_into_whole_patches() -> None:
         PatchTransformer((10, 12, 3), patch_size=4, width=8, layers=1, heads=2, ff_dim=8, queries=1)
 
 
-# About a minute on a 2-core CPU: in `make test-all`; the default suite runs the ttt
-# contract on the small core (test_unified.py) and the patch transformer and TTT stack's own tests here.
+# About a minute on a 2-core CPU: in `make test-all`; the default suite runs the
+# ttt-e2e contract on the small core (test_unified.py) and the patch transformer's
+# own tests here.
 @pytest.mark.slow
 def test_contract_ttt_e2e_patch_transformer() -> None:
     """Every check, with the reference structure; novelty on the excitatory surprisal."""
