@@ -253,7 +253,7 @@ def test_zsh_gets_whole_words() -> None:
     assert '"curiosity.plugin=rnd"' in result.output
 
 
-def test_the_installed_command_completes_and_installs() -> None:
+def test_the_installed_command_completes_and_installs(monkeypatch: pytest.MonkeyPatch) -> None:
     pamiqx = Path(sys.executable).with_name("pamiqx")
     env = {
         **os.environ,
@@ -268,6 +268,9 @@ def test_the_installed_command_completes_and_installs() -> None:
     assert "policy.lr=0.0003" in result.stdout.splitlines()
     # No completion request may leak in from the environment: this is a plain command.
     clean = dict.fromkeys(("_PAMIQX_COMPLETE", "_TYPER_COMPLETE_ARGS", "COMP_WORDS", "COMP_CWORD"))
+    # typer detects the shell from the process tree (shellingham), which has none when
+    # the tests run detached from a terminal: say which one is asking.
+    monkeypatch.setattr("typer.completion._get_shell_name", lambda: "bash")
     script = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="pamiqx", env=clean)
     assert script.exit_code == 0, (script.output, script.exception)
     assert "_PAMIQX_COMPLETE=complete_bash" in script.output

@@ -198,7 +198,9 @@ def test_contract_adversarial() -> None:
     check_curiosity_contract(ContractSetup(AdversarialPlugin, observation_spec=VECTORS))
 
 
-@pytest.mark.parametrize("core", ["qlstm", "qgru", "ttt"])
+# The TTT core steps through the contract's windows one step at a time (about a minute
+# here); the default suite covers it in test_agent_side_matches_training_side_replay.
+@pytest.mark.parametrize("core", ["qlstm", "qgru", pytest.param("ttt", marks=pytest.mark.slow)])
 def test_contract_adversarial_on_a_reference_core(core: str) -> None:
     options = AdversarialOptions(hidden_dim=32, core=core, core_depth=2)
     check_curiosity_contract(ContractSetup(AdversarialPlugin, options, observation_spec=VECTORS))
