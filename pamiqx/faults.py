@@ -19,6 +19,7 @@ import torch
 
 from pamiqx.api.errors import PamiqxError
 from pamiqx.api.plugin import ObservationSpec
+from pamiqx.api.policy import PolicyNetwork, PolicyStep
 
 
 class PluginFault(PamiqxError):
@@ -151,6 +152,85 @@ def check_rewards(
         bad = int((~torch.isfinite(checked)).sum())
         raise who.fault(method, f"returned {bad} of {checked.numel()} rewards as nan or inf")
     return checked
+
+
+def check_internal_groups(who: PluginIdentity, policy: PolicyNetwork) -> tuple[int, ...]:
+    """Check a policy network's declared groups (:attr:`PolicyNetwork.internal_groups`).
+
+    Returns:
+        The widths, as a tuple of ints (empty for a network without groups).
+
+    Raises:
+        PluginFault: A width that is not a positive int, or widths that do not sum
+            to the network's ``internal_action_dim``.
+    """
+    widths = tuple(policy.internal_groups)
+    if not widths:
+        return ()
+    if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+        raise who.fault(
+            "internal_groups", f"declares group widths {widths}; expected positive ints"
+        )
+    if sum(widths) != policy.internal_action_dim:
+        raise who.fault(
+            "internal_groups",
+            f"declares group widths {widths} summing to {sum(widths)}; they must cover the "
+            f"internal action exactly (internal_action_dim = {policy.internal_action_dim})",
+        )
+    return widths
+
+
+def check_policy_groups(
+    who: PluginIdentity, method: str, step: PolicyStep, rows: int, groups: int, rewards: bool
+) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """Check the per-group fields of a step from a network with ``groups`` extra groups.
+
+    Args:
+        who: The policy's plugin.
+        method: ``forward()`` or ``forward_sequence()``.
+        step: What the network returned.
+        rows: Rows expected (``B``, or ``T * B`` for a sequence).
+        groups: Groups the network declares.
+        rewards: Whether ``group_rewards`` is required (acting, not training).
+
+    Returns:
+        ``(rewards or None, values, acting)``: detached float32 rewards, the values as
+        returned (they carry the gradient when training), acting as bool.
+
+    Raises:
+        PluginFault: A field that is missing, not a tensor, the wrong shape, or
+            (rewards, values) not finite, naming the field.
+    """
+    shape = (rows, groups)
+    checked: dict[str, torch.Tensor] = {}
+    names = (
+        ("group_rewards", "group_values", "group_acting")
+        if rewards
+        else ("group_values", "group_acting")
+    )
+    for name in names:
+        value = getattr(step, name)
+        expected = f"the network declares {groups} internal group(s), so PolicyStep.{name}"
+        if not isinstance(value, torch.Tensor):
+            raise who.fault(
+                method,
+                f"returned PolicyStep.{name} = {type(value).__name__}; {expected} must be a "
+                f"tensor of shape {shape}",
+            )
+        if tuple(value.shape) != shape:
+            raise who.fault(
+                method,
+                f"returned PolicyStep.{name} of shape {tuple(value.shape)}; expected {shape}",
+            )
+        if name != "group_acting" and not bool(torch.isfinite(value.detach()).all()):
+            bad = int((~torch.isfinite(value.detach())).sum())
+            raise who.fault(
+                method,
+                f"returned PolicyStep.{name} with {bad} of {value.numel()} values nan or inf",
+            )
+        checked[name] = value
+    reward = checked["group_rewards"].detach().float() if rewards else None
+    return reward, checked["group_values"], checked["group_acting"].bool()
 
 
 def check_latents(

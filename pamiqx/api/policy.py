@@ -44,6 +44,16 @@ class PolicyStep:
         aux_loss: Scalar loss added to PPO's loss (``forward_sequence`` only), e.g. a
             forward-dynamics prediction loss of a network that also predicts.
         metrics: Extra numbers to log (``forward_sequence`` only).
+        group_rewards: ``(B, G)`` reward each extra policy group scored at this step
+            (:attr:`PolicyNetwork.internal_groups`; ``forward`` only): the reward of
+            the group's period that ends at this step, read only where the group
+            acts. The host credits it to the group's previous acting step, as it
+            credits :attr:`intrinsic` to the previous step's action. None when the
+            network declares no groups.
+        group_values: ``(B, G)`` each extra group's value estimate at this step (a
+            value head on the group's own features; read where the group acts).
+        group_acting: ``(B, G)`` bool, the group chooses its columns of the internal
+            action at this step (elsewhere it holds them; they count nowhere).
     """
 
     dist: Any
@@ -54,21 +64,61 @@ class PolicyStep:
     intrinsic: torch.Tensor | None = None
     aux_loss: torch.Tensor | None = None
     metrics: dict[str, float] = attrs.field(factory=dict)
+    group_rewards: torch.Tensor | None = None
+    group_values: torch.Tensor | None = None
+    group_acting: torch.Tensor | None = None
 
     def log_prob(self, actions: torch.Tensor, internal: torch.Tensor | None) -> torch.Tensor:
-        """Return the joint ``(B,)`` log-probability of world and internal actions."""
+        """Return the joint ``(B,)`` log-probability of world and internal actions.
+
+        The host passes ``internal=None`` for a network with
+        :attr:`PolicyNetwork.internal_groups`: its internal columns then belong to
+        the groups (:meth:`group_log_probs`), not to the world's action.
+        """
         log_prob: torch.Tensor = self.dist.log_prob(actions)
         if self.internal is not None and internal is not None:
             extra = self.internal.log_prob(internal).sum(dim=-1)
             log_prob = log_prob + self._masked(extra)
         return log_prob
 
-    def entropy(self) -> torch.Tensor:
-        """Return the joint ``(B,)`` entropy of world and internal actions."""
+    def entropy(self, internal: bool = True) -> torch.Tensor:
+        """Return the joint ``(B,)`` entropy of world and internal actions.
+
+        Args:
+            internal: Count the internal action (False for a network with groups).
+        """
         entropy: torch.Tensor = self.dist.entropy()
-        if self.internal is not None:
+        if self.internal is not None and internal:
             entropy = entropy + self._masked(self.internal.entropy().sum(dim=-1))
         return entropy
+
+    def group_log_probs(self, internal: torch.Tensor, widths: tuple[int, ...]) -> torch.Tensor:
+        """Return ``(B, G)``: each group's log-probability of its columns of ``internal``.
+
+        Args:
+            internal: ``(B, Z)`` internal actions taken.
+            widths: The groups' column widths (:attr:`PolicyNetwork.internal_groups`).
+
+        Returns:
+            Per group the sum over its columns, 0 where the group does not act.
+        """
+        per_column: torch.Tensor = self.internal.log_prob(internal)
+        return self._per_group(per_column, widths)
+
+    def group_entropy(self, widths: tuple[int, ...]) -> torch.Tensor:
+        """Return ``(B, G)``: each group's entropy over its columns, 0 where it does not act."""
+        per_column: torch.Tensor = self.internal.entropy()
+        return self._per_group(per_column, widths)
+
+    def _per_group(self, per_column: torch.Tensor, widths: tuple[int, ...]) -> torch.Tensor:
+        sums = torch.stack(
+            [part.sum(dim=-1) for part in torch.split(per_column, list(widths), dim=-1)], dim=-1
+        )
+        if self.internal_mask is not None:
+            sums = sums * self.internal_mask.to(sums.dtype).unsqueeze(-1)
+        if self.group_acting is not None:
+            sums = sums * self.group_acting.to(sums.dtype)
+        return sums
 
     def _masked(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.internal_mask is None else x * self.internal_mask.to(x.dtype)
@@ -252,11 +302,25 @@ class PolicyNetwork(nn.Module, abc.ABC):
     ``fold_action`` with the actions sampled there, then ``forward`` for ``t + 1``.
     ``forward_sequence`` must compute what that chain of calls computes.
 
+    *Policy groups.* Group 0 is the world's action: PPO trains it on the ``ext``
+    and ``int`` streams. A network may split its internal action into further
+    groups (:attr:`internal_groups`), each its own policy with its own reward,
+    value and acting steps (:attr:`PolicyStep.group_rewards`, ``group_values``,
+    ``group_acting``): the host runs GAE per group over the steps where it acts
+    and adds a clipped PPO term, an entropy term and a value loss per group (the
+    hierarchical mechanism's one PPO per layer). Those columns then leave group
+    0's joint log-probability.
+
     Attributes:
         internal_action_dim: Width ``Z`` of the internal action (0 for none).
+        internal_groups: Widths of the consecutive column slices of the internal
+            action that are trained as groups 1, 2, ... (summing to
+            ``internal_action_dim``); empty: the internal action counts in group
+            0's joint probability ratio.
     """
 
     internal_action_dim: int = 0
+    internal_groups: tuple[int, ...] = ()
 
     @property
     @abc.abstractmethod
@@ -309,6 +373,7 @@ class PolicyNetwork(nn.Module, abc.ABC):
             internal: ``(T, B, Z)`` internal actions taken, or None.
 
         Returns:
-            A step whose ``dist``, ``values``, ``internal`` and ``internal_mask`` cover
+            A step whose ``dist``, ``values``, ``internal`` and ``internal_mask`` (and,
+            with :attr:`internal_groups`, ``group_values`` and ``group_acting``) cover
             ``T * B`` rows in time-major order (row ``t * B + b``).
         """

@@ -15,6 +15,41 @@ import torch
 from pamiqx.api.curiosity import Transitions
 
 
+@attrs.frozen
+class GroupSteps:
+    """What the agent recorded for a policy network's extra groups, ``(T, E, G)``.
+
+    See :attr:`pamiqx.api.PolicyNetwork.internal_groups`. Rewards are stored at the
+    step that scored them (the group's reward of the period ending there); the
+    learner credits them to the group's previous acting step
+    (:mod:`pamiqx.learner.groups`).
+
+    Attributes:
+        log_probs: Each group's log-probability of its columns when they were taken
+            (0 where it did not act).
+        values: Each group's value estimate at ``o_t``.
+        rewards: Each group's reward scored at ``o_t``.
+        acting: bool, the group acted at step ``t``.
+        last_values: ``(E, G)`` values at ``o_T`` (the bootstrap step).
+        last_rewards: ``(E, G)`` rewards scored at ``o_T``.
+        last_acting: ``(E, G)`` whether each group acts at ``o_T``.
+    """
+
+    log_probs: torch.Tensor
+    values: torch.Tensor
+    rewards: torch.Tensor
+    acting: torch.Tensor
+    last_values: torch.Tensor
+    last_rewards: torch.Tensor
+    last_acting: torch.Tensor
+
+    def to(self, device: torch.device) -> GroupSteps:
+        """Return the record on ``device``."""
+        return GroupSteps(
+            **{f.name: getattr(self, f.name).to(device) for f in attrs.fields(GroupSteps)}
+        )
+
+
 @attrs.define
 class RolloutBatch:
     """A full rollout on the training device, time-major ``(T, E, ...)``.
@@ -24,7 +59,8 @@ class RolloutBatch:
         next_observations: ``o_{t+1}`` (the reset observation where ``dones``).
         actions: ``a_t``.
         internal: internal actions ``z_t`` taken with ``a_t``, ``(T, E, Z)`` (``Z`` may be 0).
-        log_probs: joint log-probability of ``a_t`` and ``z_t`` when they were taken.
+        log_probs: joint log-probability of ``a_t`` and ``z_t`` when they were taken
+            (of ``a_t`` alone when ``z_t``'s columns belong to policy groups).
         values: value estimates at ``o_t`` per stream (``ext``, ``int``).
         last_values: value estimates at ``o_T`` per stream, ``(E,)``.
         rewards_ext: extrinsic reward of ``a_t``.
@@ -32,6 +68,7 @@ class RolloutBatch:
         dones: ``a_t`` ended an episode.
         episode_starts: ``o_t`` started an episode (recurrent state was reset).
         hidden: recurrent state before step ``t``, ``(T, E, H)``.
+        groups: the extra policy groups' records, or None for a network without them.
     """
 
     observations: torch.Tensor
@@ -46,13 +83,16 @@ class RolloutBatch:
     dones: torch.Tensor
     episode_starts: torch.Tensor
     hidden: torch.Tensor
+    groups: GroupSteps | None = None
 
     def to(self, device: torch.device) -> RolloutBatch:
         """Return the batch with every tensor on ``device`` (one transfer per tensor)."""
         moved: dict[str, Any] = {}
         for field in attrs.fields(RolloutBatch):
             value = getattr(self, field.name)
-            if isinstance(value, dict):
+            if value is None:
+                moved[field.name] = None
+            elif isinstance(value, dict):
                 moved[field.name] = {k: v.to(device) for k, v in value.items()}
             else:
                 moved[field.name] = value.to(device)
@@ -98,7 +138,8 @@ class Sequences:
         observations: ``o_t``.
         actions: ``a_t``.
         internal: internal actions ``z_t``, ``(T, N, Z)``.
-        log_probs: joint log-probability of ``a_t`` and ``z_t`` when they were taken.
+        log_probs: joint log-probability of ``a_t`` and ``z_t`` when they were taken
+            (of ``a_t`` alone when ``z_t``'s columns belong to policy groups).
         sub_log_probs: ``(T, N, K)`` their log-probabilities per sub-action (the
             internal action last) for per-action ratios, or None.
         values: value estimates at ``o_t`` per stream, recorded while acting.

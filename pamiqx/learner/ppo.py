@@ -11,6 +11,14 @@ Two regimes (``policy.regime``): ``rollouts`` trains ``epochs`` passes over each
 handed-over rollout; ``replay-windows`` (the reference's) adds each handed-over
 block of steps to a :class:`~pamiqx.learner.replay.ReplayBuffer` and trains one
 pass over random windows drawn from it.
+
+A network with extra policy groups (:attr:`pamiqx.api.PolicyNetwork.internal_groups`)
+gets, in the same loss, one more PPO per group on the group's own reward, over
+its own acting steps (:mod:`pamiqx.learner.groups`). The gradient-norm clip
+(``max_grad_norm``) applies once, to the summed gradient of all groups: where the
+groups' parameters are disjoint (``hierarchical``'s layers) this differs from
+the reference's separate optimizers only through that clip, which the
+reference does not have.
 """
 
 from __future__ import annotations
@@ -23,7 +31,12 @@ from typing import Any
 import torch
 
 from pamiqx.api.policy import PolicyNetwork
-from pamiqx.faults import UNNAMED_POLICY, PluginIdentity, TrainingDiverged, blame
+from pamiqx.faults import (
+    UNNAMED_POLICY,
+    PluginIdentity,
+    blame,
+    check_internal_groups,
+)
 from pamiqx.learner.advantages import (
     IntrinsicRewardNormalizer,
     compute_advantages,
@@ -32,11 +45,22 @@ from pamiqx.learner.advantages import (
     stream_advantages,
 )
 from pamiqx.learner.batch import RolloutBatch, Sequences
+from pamiqx.learner.divergence import check_finite, check_weights
+from pamiqx.learner.groups import (
+    GroupTraining,
+    group_training,
+    policy_groups_loss,
+    record_from_rollout,
+)
 from pamiqx.learner.loss import explained_variance, ppo_loss
 from pamiqx.learner.optimizers import FrozenPolicyOptimizer, make_optimizer
 from pamiqx.learner.options import PPOOptions
-from pamiqx.learner.replay import ReplayBuffer
-from pamiqx.learner.sub_actions import sub_action_entropy, sub_action_log_probs
+from pamiqx.learner.replay import ReplayBuffer, replay_steps
+from pamiqx.learner.sub_actions import (
+    acting_sub_log_probs,
+    sub_action_entropy,
+    sub_action_log_probs,
+)
 from pamiqx.precision import autocast_context
 
 
@@ -69,6 +93,8 @@ class PPOLearner:
         self.precision = precision
         self.generator = generator or torch.Generator().manual_seed(0)
         self.who = who
+        # Widths of the internal action's columns trained as groups 1, 2, ... (none: ()).
+        self.groups = check_internal_groups(who, policy)
         # A policy with nothing to train (the `random` baseline) gets no optimizer.
         self.trainable = any(p.requires_grad for p in policy.parameters())
         self.optimizer: torch.optim.Optimizer | FrozenPolicyOptimizer = (
@@ -110,7 +136,10 @@ class PPOLearner:
         """Whether per-action ratios differ from the joint one for this action layout."""
         if self.config.multi_discrete_ratio != "per-action":
             return False
-        columns = (actions.shape[-1] if actions.dim() == 3 else 1) + (internal.shape[-1] > 0)
+        grouped = bool(self.groups)  # then the internal action is the groups', not group 0's
+        columns = (actions.shape[-1] if actions.dim() == 3 else 1) + (
+            internal.shape[-1] > 0 and not grouped
+        )
         return columns > 1
 
     def _train_rollout(self, batch: RolloutBatch, intrinsic: torch.Tensor) -> dict[str, float]:
@@ -132,6 +161,11 @@ class PPOLearner:
             else None
         )
         sequences = batch.sequences(sub)
+        groups: GroupTraining | None = None
+        group_metrics: dict[str, float] = {}
+        if batch.groups is not None:
+            record = record_from_rollout(batch.groups, batch.episode_starts, batch.dones)
+            groups, group_metrics = group_training(record, cfg)
 
         steps, envs = batch.rewards_ext.shape
         length = min(cfg.sequence_length, steps) if self.policy.is_recurrent else 1
@@ -144,7 +178,7 @@ class PPOLearner:
             order = torch.randperm(len(windows), generator=self.generator)
             for start in range(0, len(windows), per_minibatch):
                 chosen = windows[order[start : start + per_minibatch]]
-                metrics = self._step(sequences, chosen, length, adv.advantages, adv.returns)
+                metrics = self._step(sequences, chosen, length, adv.advantages, adv.returns, groups)
                 for k, v in metrics.items():
                     sums[k] += v
                 count += 1
@@ -161,6 +195,7 @@ class PPOLearner:
                 "ppo/updates": float(self.updates),
             }
         )
+        result.update(group_metrics)
         return result
 
     def _train_replay(
@@ -175,22 +210,10 @@ class PPOLearner:
         """
         cfg = self.config
         rewards_int = scale_intrinsic(intrinsic, self.int_normalizer, cfg)
-        steps = {
-            "observations": batch.observations,
-            "actions": batch.actions,
-            "internal": batch.internal,
-            "log_probs": batch.log_probs,
-            "values_ext": batch.values["ext"],
-            "values_int": batch.values["int"],
-            "rewards_ext": batch.rewards_ext,
-            "rewards_int": rewards_int,
-            "dones": batch.dones,
-            "episode_starts": batch.episode_starts,
-            "hidden": batch.hidden,
-        }
+        steps, next_groups = replay_steps(batch, rewards_int)
         if self._per_action(batch.actions, batch.internal):
             steps["sub_log_probs"] = self._acting_sub_log_probs(batch)
-        replay.add(steps, batch.last_values)
+        replay.add(steps, batch.last_values, next_groups)
         result = {
             "reward/intrinsic": float(intrinsic.mean()),
             "reward/intrinsic_normalized": float(rewards_int.mean()),
@@ -219,11 +242,15 @@ class PPOLearner:
                 advantages[:, chunk] = normalize_advantages(
                     mixed[:, chunk], center=cfg.advantage_centering
                 )
+        groups = None
+        if drawn.groups is not None:
+            groups, group_metrics = group_training(drawn.groups, cfg, chunks)
+            result.update(group_metrics)
         sums: dict[str, float] = defaultdict(float)
         self.policy.train()
         for chunk in chunks:
             chosen = torch.stack([torch.zeros_like(chunk), chunk], dim=1)
-            metrics = self._step(seq, chosen, length, advantages, returns)
+            metrics = self._step(seq, chosen, length, advantages, returns, groups)
             for k, v in metrics.items():
                 sums[k] += v
         self._check_weights()
@@ -243,38 +270,9 @@ class PPOLearner:
         return result
 
     def _acting_sub_log_probs(self, batch: RolloutBatch) -> torch.Tensor:
-        """Return ``(T, E, K)`` per-sub-action log-probabilities of the new steps' actions.
-
-        The rollout stores only the joint log-probability of each step, so the
-        split into sub-actions is recomputed here, before any gradient step on
-        these steps: one window per world from its stored first recurrent state.
-        In lock-step runs the weights are those the actions were sampled with, so
-        the split is exact; the columns are then shifted equally so that they sum
-        to the stored joint log-probability (exact under any weights).
-        """
-        has_internal = batch.internal.shape[-1] > 0
-        internal = batch.internal if has_internal else None
-        with (
-            torch.no_grad(),
-            autocast_context(self.device, self.precision),
-            blame(self.who, "forward_sequence()"),
-        ):
-            out = self.policy.forward_sequence(
-                batch.observations,
-                batch.hidden[0],
-                batch.episode_starts.float(),
-                batch.actions,
-                internal,
-            )
-            sub = sub_action_log_probs(
-                out,
-                batch.actions.flatten(0, 1),
-                internal.flatten(0, 1) if internal is not None else None,
-            ).float()
-        steps, envs = batch.log_probs.shape
-        sub = sub.reshape(steps, envs, -1)
-        shift = (batch.log_probs.float() - sub.sum(dim=-1)) / sub.shape[-1]
-        return sub + shift.unsqueeze(-1)
+        """Return ``(T, E, K)`` per-sub-action log-probabilities of the new steps' actions."""
+        with autocast_context(self.device, self.precision), blame(self.who, "forward_sequence()"):
+            return acting_sub_log_probs(self.policy, batch, grouped=bool(self.groups))
 
     def _step(
         self,
@@ -283,6 +281,7 @@ class PPOLearner:
         length: int,
         advantages: torch.Tensor,
         returns: dict[str, torch.Tensor],
+        groups: GroupTraining | None = None,
     ) -> dict[str, float]:
         # windows: (B, 2) of (start step, column); gather (length, B) index grids.
         t_index = windows[:, 0].unsqueeze(0) + torch.arange(length).unsqueeze(1)
@@ -305,14 +304,16 @@ class PPOLearner:
                 batch.internal[t_index, e_index] if has_internal else None,
             )
             taken_internal = take(batch.internal) if has_internal else None
+            # With groups the internal columns are theirs: group 0 is the world's action.
+            own_internal = None if self.groups else taken_internal
             if batch.sub_log_probs is not None:
-                new_log_prob = sub_action_log_probs(out, take(batch.actions), taken_internal)
+                new_log_prob = sub_action_log_probs(out, take(batch.actions), own_internal)
                 old_log_prob = take(batch.sub_log_probs)
-                entropy = sub_action_entropy(out)
+                entropy = sub_action_entropy(out, internal=not self.groups)
             else:
-                new_log_prob = out.log_prob(take(batch.actions), taken_internal)
+                new_log_prob = out.log_prob(take(batch.actions), own_internal)
                 old_log_prob = take(batch.log_probs)
-                entropy = out.entropy()
+                entropy = out.entropy(internal=not self.groups)
             loss, metrics = ppo_loss(
                 new_log_prob.float(),
                 old_log_prob,
@@ -323,6 +324,14 @@ class PPOLearner:
                 entropy.float(),
                 self.config,
             )
+            if groups is not None and taken_internal is not None:
+                group_loss, group_metrics = policy_groups_loss(
+                    out, taken_internal, groups.map(take), self.groups, self.who, self.config
+                )
+                loss = loss + group_loss
+                metrics.update(group_metrics)
+                metrics["loss/groups"] = float(group_loss.detach())
+                self._check_finite("policy groups' loss", metrics["loss/groups"], metrics)
             if out.aux_loss is not None:
                 loss = loss + out.aux_loss.float()
                 metrics["loss/aux"] = float(out.aux_loss.detach())
@@ -347,29 +356,10 @@ class PPOLearner:
         return metrics
 
     def _check_weights(self) -> None:
-        """Stop a phase whose steps left nan or inf weights (once per phase: cheap)."""
-        with torch.no_grad():
-            bad = [n for n, p in self.policy.named_parameters() if not bool(p.isfinite().all())]
-        if bad:
-            raise TrainingDiverged(
-                f"the policy's weights became nan or inf in training phase {self.updates + 1} "
-                f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); no checkpoint is "
-                f"written from them. Lower policy.lr (now {self.config.lr:g}) or "
-                f"policy.max_grad_norm (now {self.config.max_grad_norm:g})."
-            )
+        check_weights(self.policy, self.updates + 1, self.config)
 
     def _check_finite(self, what: str, value: float, metrics: dict[str, float]) -> None:
-        if math.isfinite(value):
-            return
-        parts = ", ".join(
-            f"{k} {v:.4g}" for k, v in metrics.items() if k.startswith(("loss/", "entropy"))
-        )
-        raise TrainingDiverged(
-            f"the PPO {what} became {value} in training phase {self.updates + 1} ({parts}); "
-            f"the weights were not updated with it and no checkpoint is written from it. "
-            f"Lower policy.lr (now {self.config.lr:g}) or policy.max_grad_norm "
-            f"(now {self.config.max_grad_norm:g}), or check the rewards."
-        )
+        check_finite(what, value, metrics, self.updates + 1, self.config)
 
     def state_dict(self) -> dict[str, Any]:
         """Return the optimizer, normaliser, counters and replay buffer (the policy is the host's).

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from pamiqx.api.policy import PolicyStep
+from pamiqx.api.policy import PolicyNetwork, PolicyStep
+from pamiqx.learner.batch import RolloutBatch
 
 
 def sub_action_log_probs(
@@ -34,8 +35,12 @@ def sub_action_log_probs(
     return torch.stack(columns, dim=-1)
 
 
-def sub_action_entropy(step: PolicyStep) -> torch.Tensor:
+def sub_action_entropy(step: PolicyStep, internal: bool = True) -> torch.Tensor:
     """Return the ``(B,)`` mean of the sub-actions' entropies (the internal action's as one).
+
+    Args:
+        step: The network's output.
+        internal: Count the internal action (False when it belongs to policy groups).
 
     Raises:
         TypeError: The distribution does not expose its categoricals.
@@ -47,10 +52,46 @@ def sub_action_entropy(step: PolicyStep) -> torch.Tensor:
             "per-sub-action categoricals (pamiqx.api.ActionDistribution)"
         )
     columns = [c.entropy() for c in categoricals]
-    if step.internal is not None:
+    if step.internal is not None and internal:
         columns.append(_masked(step, step.internal.entropy().sum(dim=-1)))
     return torch.stack(columns, dim=-1).mean(dim=-1)
 
 
 def _masked(step: PolicyStep, x: torch.Tensor) -> torch.Tensor:
     return x if step.internal_mask is None else x * step.internal_mask.to(x.dtype)
+
+
+def acting_sub_log_probs(
+    policy: PolicyNetwork, batch: RolloutBatch, grouped: bool = False
+) -> torch.Tensor:
+    """Return ``(T, E, K)`` per-sub-action log-probabilities of a rollout's actions.
+
+    The rollout stores only the joint log-probability of each step, so the
+    split into sub-actions is recomputed here, before any gradient step on
+    these steps: one window per world from its stored first recurrent state.
+    In lock-step runs the weights are those the actions were sampled with, so
+    the split is exact; the columns are then shifted equally so that they sum
+    to the stored joint log-probability (exact under any weights). The caller
+    sets the precision and names the plugin in faults.
+
+    Args:
+        policy: The network.
+        batch: The new steps.
+        grouped: The internal action belongs to policy groups (no column here).
+    """
+    has_internal = batch.internal.shape[-1] > 0
+    internal = batch.internal if has_internal else None
+    with torch.no_grad():
+        out = policy.forward_sequence(
+            batch.observations,
+            batch.hidden[0],
+            batch.episode_starts.float(),
+            batch.actions,
+            internal,
+        )
+        own = None if internal is None or grouped else internal.flatten(0, 1)
+        sub = sub_action_log_probs(out, batch.actions.flatten(0, 1), own).float()
+    steps, envs = batch.log_probs.shape
+    sub = sub.reshape(steps, envs, -1)
+    shift = (batch.log_probs.float() - sub.sum(dim=-1)) / sub.shape[-1]
+    return sub + shift.unsqueeze(-1)

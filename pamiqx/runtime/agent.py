@@ -22,6 +22,8 @@ from pamiqx.faults import (
     UNNAMED_POLICY,
     PluginIdentity,
     blame,
+    check_internal_groups,
+    check_policy_groups,
     check_rewards,
 )
 from pamiqx.precision import autocast_context
@@ -41,6 +43,8 @@ class AgentStep:
         values: ``(E,)`` value estimates per stream.
         online_reward: ``(E,)`` intrinsic reward of the *previous* step from an
             online curiosity, or None.
+        groups: The policy groups' outputs at this step (``(E, G)`` each; ``G = 0``
+            for a network without groups).
     """
 
     observations: torch.Tensor
@@ -51,6 +55,45 @@ class AgentStep:
     log_probs: torch.Tensor
     values: dict[str, torch.Tensor]
     online_reward: torch.Tensor | None
+    groups: GroupOutputs
+
+
+@attrs.frozen
+class GroupOutputs:
+    """What a network's extra policy groups returned at one step, ``(E, G)`` on the CPU.
+
+    Attributes:
+        log_probs: Each group's log-probability of its sampled columns (0 where it holds).
+        values: Each group's value estimate.
+        rewards: Each group's reward scored at this step.
+        acting: bool, the group acts at this step.
+    """
+
+    log_probs: torch.Tensor
+    values: torch.Tensor
+    rewards: torch.Tensor
+    acting: torch.Tensor
+
+    @classmethod
+    def none(cls, envs: int) -> GroupOutputs:
+        """Return the ``(E, 0)`` outputs of a network without groups."""
+        empty = torch.zeros(envs, 0)
+        return cls(empty, empty, empty, empty.bool())
+
+
+@attrs.frozen
+class Bootstrap:
+    """The values at the observation after a rollout (the agent does not advance).
+
+    Attributes:
+        values: ``(E,)`` per stream.
+        online_reward: ``(E,)`` the online reward of the rollout's last transition, or None.
+        groups: The policy groups' outputs there (log-probabilities 0).
+    """
+
+    values: dict[str, torch.Tensor]
+    online_reward: torch.Tensor | None
+    groups: GroupOutputs
 
 
 class PolicyAgent:
@@ -85,6 +128,8 @@ class PolicyAgent:
         self.policy_who = who.get("policy", UNNAMED_POLICY)
         self.curiosity_who = who.get("curiosity", UNNAMED_CURIOSITY)
         self.num_envs = num_envs
+        # Widths of the internal action's columns trained as policy groups (none: ()).
+        self.groups = check_internal_groups(self.policy_who, policy)
         self.device = device
         self.precision = precision
         self.hidden = policy.initial_state(num_envs, device)
@@ -105,13 +150,33 @@ class PolicyAgent:
         return check_rewards(self.curiosity_who, method, reward, (self.num_envs,)).cpu()
 
     def _sample(self, out: PolicyStep) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sample world and internal actions; return them with their joint log-probability."""
+        """Sample world and internal actions; return them with group 0's joint log-probability.
+
+        With policy groups the internal columns are the groups' (see :meth:`_groups`).
+        """
         actions = out.dist.sample()
         if out.internal is None:
             internal = actions.new_zeros(actions.shape[0], 0, dtype=torch.float32)
             return actions, internal, out.dist.log_prob(actions)
         internal = out.internal.sample()
-        return actions, internal, out.log_prob(actions, internal)
+        return actions, internal, out.log_prob(actions, None if self.groups else internal)
+
+    def _groups(self, out: PolicyStep, internal: torch.Tensor | None) -> GroupOutputs:
+        """Check and record the groups' outputs (``internal``: the sampled columns, or None)."""
+        if not self.groups:
+            return GroupOutputs.none(self.num_envs)
+        rewards, values, acting = check_policy_groups(
+            self.policy_who, "forward()", out, self.num_envs, len(self.groups), rewards=True
+        )
+        assert rewards is not None
+        log_probs = (
+            torch.zeros_like(rewards)
+            if internal is None
+            else out.group_log_probs(internal, self.groups).float()
+        )
+        return GroupOutputs(
+            log_probs.cpu(), values.detach().float().cpu(), rewards.cpu(), acting.cpu()
+        )
 
     @torch.inference_mode()
     def act(
@@ -140,6 +205,7 @@ class PolicyAgent:
         with autocast_context(self.device, self.precision), blame(self.policy_who, "forward()"):
             out = self.policy(obs, hidden_before, reset=starts)
             actions, internal, log_probs = self._sample(out)
+            groups = self._groups(out, internal)
             self.hidden = self.policy.fold_action(out.hidden, actions, internal)
         online_reward = self._score(obs, starts, out) if score else None
         self.prev_actions = actions
@@ -153,6 +219,7 @@ class PolicyAgent:
             log_probs=log_probs.float().cpu(),
             values={k: v.float().cpu() for k, v in values.items()},
             online_reward=online_reward,
+            groups=groups,
         )
         return step
 
@@ -162,7 +229,7 @@ class PolicyAgent:
         observations: torch.Tensor,
         episode_starts: npt.NDArray[np.bool_],
         score: bool = False,
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    ) -> Bootstrap:
         """Value of the observations after a rollout, without advancing the agent.
 
         Args:
@@ -171,14 +238,16 @@ class PolicyAgent:
             score: Ask the online curiosity for the reward of the rollout's last transition.
 
         Returns:
-            Values per stream ``(E,)`` and the online reward of the last step (or None).
+            Values per stream ``(E,)``, the online reward of the last step (or None)
+            and the policy groups' outputs there.
         """
         obs = observations.to(self.device)
         starts = torch.from_numpy(np.asarray(episode_starts, dtype=np.bool_)).to(self.device)
         with autocast_context(self.device, self.precision), blame(self.policy_who, "forward()"):
             out = self.policy(obs, self.hidden, reset=starts)
+            groups = self._groups(out, None)
         online_reward = self._score(obs, starts, out) if score else None
-        return {k: v.float() for k, v in out.values.items()}, online_reward
+        return Bootstrap({k: v.float() for k, v in out.values.items()}, online_reward, groups)
 
     def state_dict(self) -> dict[str, Any]:
         """Return the recurrent state and the last actions."""

@@ -133,12 +133,12 @@ class Collector:
         self, latents: torch.Tensor, episode_starts: npt.NDArray[np.bool_]
     ) -> RolloutBatch:
         score = self.online and not self._scored_current
-        last_values, last_reward = self.agent.bootstrap(latents, episode_starts, score)
-        if last_reward is not None:
-            self.rollout.set_online_reward(self.rollout.size - 1, last_reward)
+        boot = self.agent.bootstrap(latents, episode_starts, score)
+        if boot.online_reward is not None:
+            self.rollout.set_online_reward(self.rollout.size - 1, boot.online_reward)
         # Offered once, whatever the answer: a stateful mechanism must not see o_T twice.
         self._scored_current = score
-        batch = self.rollout.batch(self.device, last_values)
+        batch = self.rollout.batch(self.device, boot.values, boot.groups)
         self.rollout = self.make_rollout()
         return batch
 

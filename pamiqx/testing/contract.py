@@ -5,7 +5,9 @@ step by step (online mechanisms score them in :meth:`Curiosity.agent_step`),
 rollouts are scored with :meth:`Curiosity.rewards` and trained on with
 :meth:`Curiosity.update`. A mechanism that owns the policy network
 (:meth:`Curiosity.policy_network`) is trained as the host's PPO step trains it,
-on the network's own loss (:attr:`PolicyStep.aux_loss`), without the PPO terms.
+on the network's own loss (:attr:`PolicyStep.aux_loss`), without the PPO terms;
+a network that declares policy groups is checked for the per-group outputs the
+host's PPO trains them on.
 The data is a small synthetic world: a cycle of a few smooth coloured frames,
 each action leading to the next, so a mechanism can learn it; a *novel* frame is
 a high-frequency pattern never shown.
@@ -316,6 +318,68 @@ def check_novelty(
     return familiar, novel
 
 
+def check_policy_group_outputs(setup: ContractSetup) -> None:
+    """An owned network that declares policy groups returns what the host trains them on.
+
+    Only for a network with :attr:`pamiqx.api.PolicyNetwork.internal_groups`
+    (others pass): the widths cover the internal action; acting step by step
+    returns ``(B, G)`` finite group rewards and values and a bool acting mask, some
+    group acts, a group's log-probability is 0 where it holds, and
+    ``forward_sequence`` returns the same values and acting masks for ``T * B`` rows.
+    """
+    curiosity = setup.build()
+    network = curiosity.policy_network({})
+    if network is None or not network.internal_groups:
+        return
+    widths = tuple(network.internal_groups)
+    assert sum(widths) == network.internal_action_dim, (
+        f"internal_groups {widths} do not cover internal_action_dim {network.internal_action_dim}"
+    )
+    batch = ContractWorld(setup, curiosity).rollout()
+    steps, envs = batch.shape
+    shape = (envs, len(widths))
+    device = torch.device(setup.device)
+    hidden = network.initial_state(envs, device)
+    values, acting, internals = [], [], []
+    with torch.no_grad():
+        for t in range(steps):
+            out = network(batch.observations[t], hidden)
+            for name in ("group_rewards", "group_values", "group_acting"):
+                field = getattr(out, name)
+                assert isinstance(field, torch.Tensor) and tuple(field.shape) == shape, (
+                    f"PolicyStep.{name} must be a {shape} tensor, got {field!r:.80}"
+                )
+            assert out.group_rewards is not None and out.group_values is not None
+            assert out.group_acting is not None and out.internal is not None
+            assert bool(torch.isfinite(out.group_rewards).all()), "group_rewards hold nan or inf"
+            assert bool(torch.isfinite(out.group_values).all()), "group_values hold nan or inf"
+            internal = out.internal.sample()
+            held = ~out.group_acting.bool()
+            log_probs = out.group_log_probs(internal, widths)
+            assert bool((log_probs[held] == 0).all()), "a holding group's log-probability counts"
+            values.append(out.group_values)
+            acting.append(out.group_acting.bool())
+            internals.append(internal)
+            hidden = network.fold_action(out.hidden, batch.actions[t], internal)
+        assert bool(torch.stack(acting).any(dim=(0, 1)).all()), "some group never acts"
+        seq = network.forward_sequence(
+            batch.observations,
+            network.initial_state(envs, device),
+            None,
+            batch.actions,
+            torch.stack(internals),
+        )
+    assert seq.group_values is not None and seq.group_acting is not None, (
+        "forward_sequence must return group_values and group_acting"
+    )
+    assert torch.equal(seq.group_acting.bool(), torch.cat(acting)), (
+        "forward_sequence's group_acting differs from acting step by step"
+    )
+    assert torch.allclose(seq.group_values, torch.cat(values), atol=1e-4), (
+        "forward_sequence's group_values differ from acting step by step"
+    )
+
+
 def check_curiosity_contract(setup: ContractSetup, reward_fn: RewardFn | None = None) -> None:
     """Run every contract check (see the module docstring)."""
     check_reward_shape(setup)
@@ -324,3 +388,4 @@ def check_curiosity_contract(setup: ContractSetup, reward_fn: RewardFn | None = 
     check_state_round_trip(setup)
     check_device(setup)
     check_novelty(setup, reward_fn=reward_fn)
+    check_policy_group_outputs(setup)

@@ -89,6 +89,7 @@ class TrainingHarness:
                 action_spec,
                 policy.hidden_dim,
                 policy.internal_action_dim,
+                len(policy.internal_groups),
             ),
             self.device,
         )

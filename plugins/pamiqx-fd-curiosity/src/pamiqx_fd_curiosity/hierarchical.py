@@ -67,12 +67,23 @@ the state) and nothing is held. A layer below sees a new goal from the step
 after the upper layer chose it (the host samples both actions together), as in
 the reference, where the lower layer steps first.
 
-Training. The host trains one PPO on one intrinsic stream, so the whole network
-(every layer's policy through the joint log-probability of the world's and the
-latent actions) is trained on layer 0's blended reward ``r_0``, which contains
-``blend**i`` of each upper layer's reward; the value heads (``ext``, ``int``)
-read layer 0's policy output. The FDs are trained by the aux loss
-``prediction_coef * sum_i loss_i`` inside PPO's windows (targets and the upper
+Training (``upper_policy_training``). Layer 0's policy is the host's policy
+(group 0), trained on layer 0's blended reward ``r_0``; its value heads
+(``ext``, ``int``) read layer 0's policy output. ``joint`` (default): the upper
+layers' policies train through the joint log-probability of the world's and
+the latent actions, on ``r_0`` too, which holds ``blend**i`` of layer ``i``'s
+reward. ``own-ppo`` (the reference's one PPO per layer): each upper layer is a
+policy group of the host's PPO (:attr:`pamiqx.api.PolicyNetwork.internal_groups`,
+its ``goal_dim`` columns of the internal action), with its own blended reward
+``r_i`` (:attr:`~pamiqx.api.PolicyStep.group_rewards`, read at its acting
+steps, where it is the fresh ``r_i`` also with ``hold_upper_reward``), its own
+value head on its own policy features and its acting mask; the host credits
+the reward scored at a layer's acting step to its previous acting step (the
+reference collects a layer's step with the reward computed at its next step),
+runs GAE over the layer's own steps and adds its clipped policy, entropy and
+value terms to the same loss (the host's ``pamiqx/learner/groups.py``). The
+FDs are trained by the aux loss ``prediction_coef * sum_i loss_i`` inside
+PPO's windows (targets and the upper
 layers' observations detached, so each FD learns only from its own error):
 ``loss_i`` combines the layer's 1- to K-step prediction errors
 (``max_imagination_steps``; steps 2..K from its own predictions, at its acting
@@ -81,7 +92,7 @@ steps: :mod:`pamiqx_fd_curiosity.hierarchical_imagination`) with weights
 (the layers act at different steps per row, so the stacks' parallel scan does
 not apply).
 
-Deliberate differences from the reference (beyond the one PPO above): the FDs
+Deliberate differences from the reference (beyond ``joint``, the default): the FDs
 train with PPO's optimizer inside its windows (the reference: one SGD trainer
 and buffer per layer); no dropout in the cores (one forward pass acts and
 trains); by default the token latent enters the cores flat (``token_mixing =
@@ -108,7 +119,8 @@ maximising part, the top layer's own error: see
 :meth:`HierarchicalCuriosity.top_layer_errors`.
 
 This module holds the mechanism; the network is in
-:mod:`pamiqx_fd_curiosity.hierarchical_network` and the per-layer pieces in
+:mod:`pamiqx_fd_curiosity.hierarchical_network` (its heads in
+:mod:`pamiqx_fd_curiosity.hierarchical_heads`) and the per-layer pieces in
 :mod:`pamiqx_fd_curiosity.hierarchical_layers`.
 """
 
@@ -162,6 +174,7 @@ class HierarchicalCuriosity(OwnedPolicyCuriosity):
             max_imagination_steps=options.max_imagination_steps,
             fd_predictor=options.fd_predictor,
             tokens=(shape[0], shape[1]) if lerp else None,
+            upper_policy_training=options.upper_policy_training,
         )
         super().__init__(network, device)
         self.hierarchical: HierarchicalNetwork = network

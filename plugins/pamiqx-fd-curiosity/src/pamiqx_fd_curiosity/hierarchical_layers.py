@@ -252,6 +252,8 @@ class LayerStep:
         scored: ``(B,)`` bool, the layer acts and has a pending prediction.
         held: ``(B, goal_dim)`` each upper layer's latent action before this step.
         reward: ``(B,)`` layer 0's blended reward (detached).
+        rewards: ``(B,)`` each layer's blended reward ``r_i`` at this step (detached;
+            ``rewards[0]`` is ``reward``).
     """
 
     state: Tensor
@@ -263,3 +265,4 @@ class LayerStep:
     scored: list[Tensor]
     held: list[Tensor]
     reward: Tensor
+    rewards: list[Tensor]

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pamiqx.api import (
-    ActionDistribution,
     ActionSpec,
     DiscreteHead,
     MultiDiscreteHead,
@@ -23,18 +22,18 @@ from pamiqx.api import (
     one_hot_actions,
     one_hot_width,
 )
+from pamiqx_fd_curiosity.hierarchical_heads import LayerHeads
 from pamiqx_fd_curiosity.hierarchical_imagination import LayerImagination
-from pamiqx_fd_curiosity.hierarchical_layers import CoreSpec, HeldGoals, Layer, LayerStep
+from pamiqx_fd_curiosity.hierarchical_layers import CoreSpec, Layer, LayerStep
 from pamiqx_fd_curiosity.hierarchical_parts import (
     build_layers,
-    state_goal_std,
+    group_value_heads,
     state_layout,
     stores_fd_output,
 )
-from pamiqx_fd_curiosity.owned import INTERNAL_LOG_STD_RANGE
 
 
-class HierarchicalNetwork(PolicyNetwork):
+class HierarchicalNetwork(LayerHeads, PolicyNetwork):
     """The layers of ``hierarchical`` as one policy network.
 
     The design is described in :mod:`pamiqx_fd_curiosity.hierarchical`.
@@ -70,6 +69,7 @@ class HierarchicalNetwork(PolicyNetwork):
         max_imagination_steps: int = 1,
         fd_predictor: Literal["linear", "swiglu"] = "linear",
         tokens: tuple[int, int] | None = None,
+        upper_policy_training: Literal["joint", "own-ppo"] = "joint",
     ) -> None:
         """Build the layers and the heads.
 
@@ -94,6 +94,8 @@ class HierarchicalNetwork(PolicyNetwork):
             fd_predictor: ``linear`` or ``swiglu`` prediction head.
             tokens: ``(N, D)`` of a token latent that layer 0's cores mix
                 (:class:`~pamiqx_fd_curiosity.hierarchical_layers.TokenLerp`), or None.
+            upper_policy_training: ``joint`` or ``own-ppo`` (each upper layer a policy
+                group of the host's PPO with its own reward and value head).
 
         Raises:
             ValueError: If ``num_layers`` or ``period`` is below 2, or ``K`` below 1.
@@ -150,6 +152,12 @@ class HierarchicalNetwork(PolicyNetwork):
         self.goal_log_std = (
             nn.Parameter(torch.zeros(num_layers - 1, goal_dim)) if goal_std == "parameter" else None
         )
+        # Built last and only for own-ppo, so that joint networks draw the same weights.
+        self.group_value_heads = (
+            group_value_heads(self.widths[1:]) if upper_policy_training == "own-ppo" else None
+        )
+        if self.group_value_heads is not None:
+            self.internal_groups = (goal_dim,) * (num_layers - 1)
 
     def _stores_fd_output(self, i: int) -> bool:
         return stores_fd_output(self._layer(i), self.fd_condition)
@@ -227,6 +235,7 @@ class HierarchicalNetwork(PolicyNetwork):
             # The layer above observes this FD output as data: its loss must not shape it.
             x = F.layer_norm(fd_output, fd_output.shape[-1:]).detach()
         upper = torch.zeros_like(errors[0])
+        rewards: list[Tensor] = []
         for i in reversed(range(self.num_layers)):
             own = self.coefficients[i] * errors[i].detach() * scored[i].to(upper.dtype)
             reward = (
@@ -238,6 +247,7 @@ class HierarchicalNetwork(PolicyNetwork):
                 reward = torch.where(acting[i], reward, held_reward)
                 new[f"reward{i}"] = reward.unsqueeze(-1)
             upper = reward
+            rewards.insert(0, reward.detach())
         return LayerStep(
             state=self.layout.join(new),
             features=features,
@@ -248,6 +258,7 @@ class HierarchicalNetwork(PolicyNetwork):
             scored=scored,
             held=held,
             reward=upper.detach(),
+            rewards=rewards,
         )
 
     def advance(self, state: Tensor, actions: Tensor, internal: Tensor | None) -> Tensor:
@@ -285,44 +296,32 @@ class HierarchicalNetwork(PolicyNetwork):
         parts["step"] = torch.remainder(parts["step"] + 1, self.cycle)
         return self.layout.join(parts)
 
-    def _goal(self, i: int, features: Tensor) -> tuple[Tensor, Tensor]:
-        """Return layer ``i``'s Gaussian ``(B, goal_dim)`` mean and std."""
-        mean: Tensor = self.goal_means[i - 1](features)
-        if self.goal_stds is not None:
-            return mean, state_goal_std(self.goal_stds[i - 1](features))
-        assert self.goal_log_std is not None
-        low, high = INTERNAL_LOG_STD_RANGE
-        return mean, self.goal_log_std[i - 1].clamp(low, high).exp().expand_as(mean)
-
-    def heads(
-        self, features: list[Tensor], acting: list[Tensor], held: list[Tensor]
-    ) -> tuple[ActionDistribution, dict[str, Tensor], HeldGoals]:
-        """Apply the heads to per-layer ``(N, width_i)`` features, acting masks and held goals."""
-        dist: ActionDistribution = self.actor(features[0])
-        values: dict[str, Tensor] = self.values(features[0])
-        means, stds, masks = [], [], []
-        for i in range(1, self.num_layers):
-            mean, std = self._goal(i, features[i])
-            means.append(mean)
-            stds.append(std)
-            masks.append(acting[i].unsqueeze(-1).expand_as(mean))
-        goals = HeldGoals(
-            torch.cat(means, dim=-1),
-            torch.cat(stds, dim=-1),
-            torch.cat(masks, dim=-1),
-            torch.cat(held, dim=-1),
-        )
-        return dist, values, goals
-
     def forward(self, obs: Tensor, hidden: Tensor, reset: Tensor | None = None) -> PolicyStep:
-        """Act on ``(B, ...)`` observations; the intrinsic reward is layer 0's blended ``r_0``."""
+        """Act on ``(B, ...)`` observations; the intrinsic reward is layer 0's blended ``r_0``.
+
+        With ``own-ppo`` the upper layers' blended rewards ``r_i`` (read by the host
+        at their acting steps), values and acting masks are the policy groups'.
+        """
         with torch.autocast(obs.device.type, enabled=False):
             state = hidden.to(self._dtype())
             if reset is not None:
                 state = state * (~reset.bool()).to(state.dtype).unsqueeze(-1)
             step = self.step_layers(self.encode(obs), state)
             dist, values, goals = self.heads(step.features, step.acting, step.held)
-            return PolicyStep(dist, values, step.state, goals, intrinsic=step.reward)
+            group_values, group_acting = self._group_outputs(step.features, step.acting)
+            group_rewards = None
+            if group_values is not None:
+                group_rewards = torch.stack(step.rewards[1:], dim=-1)
+            return PolicyStep(
+                dist,
+                values,
+                step.state,
+                goals,
+                intrinsic=step.reward,
+                group_rewards=group_rewards,
+                group_values=group_values,
+                group_acting=group_acting,
+            )
 
     def fold_action(self, hidden: Tensor, actions: Tensor, internal: Tensor | None) -> Tensor:
         """Store the sampled actions (new latent actions only where their layer acted)."""
@@ -388,11 +387,10 @@ class HierarchicalNetwork(PolicyNetwork):
                         branches.replay_step(self._layer(i), i, step, old, new, with_action)
                 made = [m | a for m, a in zip(made, step.acting, strict=True)]
                 state = after
-            dist, values, goals = self.heads(
-                [torch.cat(f) for f in features],
-                [torch.cat(a) for a in acting],
-                [torch.cat(h) for h in held],
-            )
+            all_features = [torch.cat(f) for f in features]
+            all_acting = [torch.cat(a) for a in acting]
+            dist, values, goals = self.heads(all_features, all_acting, [torch.cat(h) for h in held])
+            group_values, group_acting = self._group_outputs(all_features, all_acting)
             # Keeps the graph connected when a window holds no scored prediction.
             aux = self._layer(0).fd_head.weight.sum() * 0.0
             metrics = {"hierarchical/reward": float(torch.stack(rewards).mean())}
@@ -400,4 +398,13 @@ class HierarchicalNetwork(PolicyNetwork):
                 loss, layer_metrics = imagined[i].loss(i, errors[i], masks[i])
                 aux = aux + self.prediction_coef * loss
                 metrics.update(layer_metrics)
-            return PolicyStep(dist, values, state, goals, aux_loss=aux, metrics=metrics)
+            return PolicyStep(
+                dist,
+                values,
+                state,
+                goals,
+                aux_loss=aux,
+                metrics=metrics,
+                group_values=group_values,
+                group_acting=group_acting,
+            )

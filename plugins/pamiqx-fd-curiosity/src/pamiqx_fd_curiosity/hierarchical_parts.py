@@ -13,8 +13,9 @@ from typing import Literal
 
 import attrs
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
+from pamiqx.api import orthogonal_init
 from pamiqx_fd_curiosity.hierarchical_layers import CoreSpec, Layer
 from pamiqx_fd_curiosity.owned import INTERNAL_LOG_STD_RANGE, StateLayout
 
@@ -110,3 +111,11 @@ def state_goal_std(raw: Tensor) -> Tensor:
     """
     high = INTERNAL_LOG_STD_RANGE[1]
     return (F.softplus(raw) + GOAL_STD_MIN).clamp(max=math.exp(high))
+
+
+def group_value_heads(widths: Sequence[int]) -> nn.ModuleList:
+    """One linear value head per upper layer, on its own policy features (``own-ppo``)."""
+    heads = nn.ModuleList(nn.Linear(width, 1) for width in widths)
+    for head in heads:
+        orthogonal_init(head, 1.0)
+    return heads

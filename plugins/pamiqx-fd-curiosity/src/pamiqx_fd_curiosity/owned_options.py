@@ -279,6 +279,15 @@ class HierarchicalOptions:
             softmax weights computed from all tokens (the FD and the policy each have
             their own). Vector latents are read flat either way.
         prediction_coef: Weight of the layers' prediction losses added to PPO's loss.
+        upper_policy_training: How the upper layers' policies train. ``joint``
+            (default, pamiqx's so far, so that the existing experiments repeat their
+            recorded results): through the joint log-probability of the world's and
+            the latent actions, on layer 0's blended reward ``r_0``. ``own-ppo``, the
+            reference's (``PPOHiddenStatePiVTrainer.create_multiple(hierarchical=True)``,
+            one trainer per layer): each upper layer is a policy group of the host's
+            PPO (:attr:`pamiqx.api.PolicyNetwork.internal_groups`) with its own blended
+            reward ``r_i``, its own value head on its policy features, and GAE over
+            its own acting steps; experiments/reference/hierarchical.toml sets it.
     """
 
     num_layers: int = attrs.field(default=2, validator=attrs.validators.ge(2))
@@ -307,3 +316,6 @@ class HierarchicalOptions:
         default="flat", validator=attrs.validators.in_(("flat", "lerp"))
     )
     prediction_coef: float = attrs.field(default=1.0, validator=attrs.validators.ge(0.0))
+    upper_policy_training: Literal["joint", "own-ppo"] = attrs.field(
+        default="joint", validator=attrs.validators.in_(("joint", "own-ppo"))
+    )
