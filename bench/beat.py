@@ -1,9 +1,9 @@
-"""The real-time beat on sim-maze: an experiment file driven in real time while it trains.
+"""The real-time beat: an experiment file driven in real time while it trains.
 
 Runs an experiment (the quickstart, or a reference ``-maze`` experiment) with
-``run.mode = "realtime"`` on sim-maze at ``--hz`` steps per second for
-``--seconds``, time scale 1, training running in its own thread as in any
-real-time run, and reports what the world saw:
+``run.mode = "realtime"`` at ``--hz`` steps per second for ``--seconds``, time
+scale 1, training running as in any real-time run (acting in its own process
+unless ``--set run.acting=thread``), and reports what the world saw:
 
 * step latency: from each observation handed out to the action that follows it
   (the run's ``inference_budget_ms`` by design), p50 / p99 / max;
@@ -12,47 +12,60 @@ real-time run, and reports what the world saw:
 * overruns: intervals spanning more than one tick (an action that missed its
   tick and went at the next one).
 
-The world is sim-maze wrapped by a bench plugin that timestamps ``observe`` and
-``affect``. Targets (issue: real time that keeps its beat): jitter p99 under
-5 ms and step latency p99 under 20 ms at 10 Hz on a 2-core CPU.
+The world (``--world``) is ``sim-maze``, or ``vrchat``: the VRChat plugin as in
+production (its outage handling, its real ``SmoothOscActuator``) with the
+camera replaced by sim-maze frames read from a file and OSC sent to a loopback
+socket of the benchmark, which counts the datagrams. Either is wrapped by a
+bench plugin that timestamps ``observe`` and ``affect`` into a file (the world
+runs in the acting process). Targets (issue: real time that keeps its beat):
+jitter p99 under 5 ms and step latency p99 under 20 ms at 10 Hz on a 2-core CPU.
 
-``python -m bench.beat --file experiments/quickstart.toml --hz 10 --seconds 600``;
-``python -m bench beat`` runs the quickstart and ``reference/adversarial-maze`` at
-10 and 30 Hz for one minute each.
+``python -m bench.beat --file experiments/quickstart.toml --hz 10 --seconds 600
+[--world vrchat]``; ``python -m bench beat`` runs the quickstart and
+``reference/adversarial-maze`` at 10 and 30 Hz in both worlds, one minute each.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from pamiqx_vrchat.plugin import VRChatOptions, VRChatPlugin
 
 from pamiqx.api import BuildContext, Environment, EnvironmentPlugin, EnvStep
 from pamiqx.api.hooks import hookimpl
 from pamiqx.envs.sim_maze import SimMazeOptions, SimMazePlugin
+from pamiqx.evaluation.probe import random_walk
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("experiments/quickstart.toml", "experiments/reference/adversarial-maze.toml")
 RATES = (10.0, 30.0)
+WORLDS = ("sim-maze", "vrchat")
 SECONDS = 60.0
 
 
 class TimedWorld(Environment):
-    """Delegates to a world and timestamps each observation and action (wall clock)."""
+    """Delegates to a world and timestamps each observation and action (wall clock).
 
-    def __init__(self, inner: Environment) -> None:
+    The times go to a file, one line each (``o TIME`` or ``a TIME``): the world may
+    run in the run's acting process.
+    """
+
+    def __init__(self, inner: Environment, times: Path) -> None:
         self.inner = inner
         self.realtime = True
         self.control_interval = inner.control_interval
-        self.observed_at: list[float] = []
-        self.acted_at: list[float] = []
+        self.times = times.open("a", buffering=1)
 
     @property
     def observation_spec(self) -> Any:
@@ -65,22 +78,86 @@ class TimedWorld(Environment):
     def setup(self) -> None:
         self.inner.setup()
 
+    def teardown(self) -> None:
+        self.inner.teardown()
+
+    def on_paused(self) -> None:
+        self.inner.on_paused()
+
+    def on_resumed(self) -> None:
+        self.inner.on_resumed()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.inner.load_state_dict(state)
+
     def observe(self) -> EnvStep:
-        self.observed_at.append(time.perf_counter())
+        self.times.write(f"o {time.perf_counter()}\n")
         return self.inner.observe()
 
     def affect(self, action: npt.NDArray[np.int64]) -> None:
-        self.acted_at.append(time.perf_counter())
+        self.times.write(f"a {time.perf_counter()}\n")
         self.inner.affect(action)
 
     def evaluation_metrics(self) -> dict[str, float]:
         return self.inner.evaluation_metrics()
 
 
-class _BenchPlugins:
-    """Registers ``timed-sim-maze`` (sim-maze's options) with the plugin manager."""
+class FileCamera:
+    """A camera whose frames come from a ``.npy`` file of ``(N, H, W, 3)`` uint8, looped."""
 
-    world: TimedWorld | None = None
+    def __init__(self, path: Path) -> None:
+        self.frames = np.load(path)
+        self.reads = 0
+
+    def setup(self) -> None:
+        """Nothing to open."""
+
+    def read(self) -> npt.NDArray[np.uint8]:
+        """Return the next frame."""
+        frame: npt.NDArray[np.uint8] = self.frames[self.reads % len(self.frames)]
+        self.reads += 1
+        return frame
+
+    def teardown(self) -> None:
+        """Nothing to close."""
+
+
+class OscLoopback:
+    """A UDP socket on 127.0.0.1 that counts the OSC datagrams the VRChat plugin sends."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.settimeout(0.2)
+        self.port: int = self.socket.getsockname()[1]
+        self.datagrams = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.socket.recv(4096)
+            except TimeoutError:
+                continue
+            self.datagrams += 1
+
+    def close(self) -> None:
+        """Stop receiving."""
+        self._stop.set()
+        self._thread.join()
+        self.socket.close()
+
+
+class _BenchPlugins:
+    """Registers ``timed-sim-maze`` and ``timed-vrchat`` with the plugin manager."""
+
+    times: Path | None = None
+    frames: Path | None = None
 
     class TimedSimMaze(EnvironmentPlugin):
         """sim-maze, timestamped for the beat benchmark."""
@@ -89,18 +166,34 @@ class _BenchPlugins:
         Options = SimMazeOptions
 
         def build(self, options: SimMazeOptions, context: BuildContext) -> Environment:
-            _BenchPlugins.world = TimedWorld(SimMazePlugin().build(options, context))
-            return _BenchPlugins.world
+            assert _BenchPlugins.times is not None
+            return TimedWorld(SimMazePlugin().build(options, context), _BenchPlugins.times)
+
+    class TimedVRChat(EnvironmentPlugin):
+        """The VRChat plugin on a file-backed camera and its real OSC actuator, timestamped."""
+
+        name = "timed-vrchat"
+        Options = VRChatOptions
+
+        def build(self, options: VRChatOptions, context: BuildContext) -> Environment:
+            assert _BenchPlugins.times is not None and _BenchPlugins.frames is not None
+            VRChatPlugin.sensor_factory = functools.partial(FileCamera, _BenchPlugins.frames)
+            return TimedWorld(VRChatPlugin().build(options, context), _BenchPlugins.times)
 
     @hookimpl
     def pamiqx_register_environments(self) -> list[type[EnvironmentPlugin]]:
-        return [self.TimedSimMaze]
+        return [self.TimedSimMaze, self.TimedVRChat]
 
 
-def measure(file: str, hz: float, seconds: float, extra: tuple[str, ...] = ()) -> dict[str, float]:
-    """Drive ``file`` on sim-maze in real time at ``hz`` for ``seconds``; the world's view.
+def measure(
+    file: str, hz: float, seconds: float, extra: tuple[str, ...] = (), world: str = "sim-maze"
+) -> dict[str, float]:
+    """Drive ``file`` in real time at ``hz`` for ``seconds``; the world's view.
 
     ``extra`` holds further ``KEY=VALUE`` overrides (``run.inference_budget_ms=40``).
+    ``world`` is ``sim-maze`` (the file's own maze) or ``vrchat`` (the VRChat plugin,
+    its camera replaced by sim-maze frames read from a file, its OSC actuator sending
+    to a loopback socket here).
     """
     from rich.console import Console
 
@@ -112,12 +205,21 @@ def measure(file: str, hz: float, seconds: float, extra: tuple[str, ...] = ()) -
     manager.register_module(_BenchPlugins(), "bench", "0", "bench.beat")
     steps = int(hz * seconds)
     with tempfile.TemporaryDirectory() as logs:
+        times = Path(logs) / "times.txt"
+        _BenchPlugins.times = times
         data, sources = load_raw(ROOT / file)
+        loopback = None
+        if world == "vrchat":
+            _BenchPlugins.frames = Path(logs) / "frames.npy"
+            np.save(_BenchPlugins.frames, random_walk(300, seed=0).frames)
+            loopback = OscLoopback()
+            data["environment"] = {"plugin": "timed-vrchat", "osc_port": loopback.port}
+        else:
+            data["environment"]["plugin"] = "timed-sim-maze"
         data = apply_overrides(
             data,
             sources,
             [
-                "environment.plugin=timed-sim-maze",
                 f"environment.control_hz={hz}",
                 "run.mode=realtime",
                 "run.num_envs=1",
@@ -132,11 +234,23 @@ def measure(file: str, hz: float, seconds: float, extra: tuple[str, ...] = ()) -
         resolved = resolve(data, sources, manager)
         with open(os.devnull, "w") as sink:
             code = run_experiment(resolved, manager, console=Console(file=sink))
+        observed, acted = read_times(times)
+        if loopback is not None:
+            loopback.close()
     if code != 0:
         raise RuntimeError(f"the real-time run of {file} ended with exit code {code}")
-    world = _BenchPlugins.world
-    assert world is not None
-    return summarise(world.observed_at, world.acted_at, 1.0 / hz)
+    out = summarise(observed, acted, 1.0 / hz)
+    if loopback is not None:
+        out["osc_datagrams"] = float(loopback.datagrams)
+    return out
+
+
+def read_times(path: Path) -> tuple[list[float], list[float]]:
+    """Return the observation and action times a :class:`TimedWorld` wrote."""
+    lines = [line.split() for line in path.read_text().splitlines()]
+    observed = [float(t) for kind, t in lines if kind == "o"]
+    acted = [float(t) for kind, t in lines if kind == "a"]
+    return observed, acted
 
 
 def summarise(observed_at: list[float], acted_at: list[float], interval: float) -> dict[str, float]:
@@ -159,25 +273,28 @@ def summarise(observed_at: list[float], acted_at: list[float], interval: float) 
 
 
 def run() -> list[dict[str, object]]:
-    """Each of :data:`FILES` at each of :data:`RATES`, one minute, in its own process."""
+    """Each of :data:`FILES` at each of :data:`RATES` in each world, in its own process."""
     from bench.training_speed import run_json
 
     rows: list[dict[str, object]] = []
-    for file in FILES:
-        for hz in RATES:
-            command = f"python -m bench.beat --file {file} --hz {hz:g} --seconds {SECONDS:g}"
-            args = ["-m", "bench.beat", "--file", file, "--hz", str(hz), "--seconds", str(SECONDS)]
-            result = run_json(args)
-            rows.append(
-                {
-                    "name": f"real-time sim-maze, {file}, {hz:g} Hz, training running: "
-                    "jitter p50 / p99 / max (ms); overruns",
-                    "value": result["jitter_ms_p99"],
-                    "unit": "ms",
-                    "command": command,
-                    **result,
-                }
-            )
+    for world in WORLDS:
+        for file in FILES:
+            for hz in RATES:
+                command = (
+                    f"python -m bench.beat --file {file} --hz {hz:g} --seconds {SECONDS:g}"
+                    f" --world {world}"
+                )
+                result = run_json(command.split()[1:])
+                rows.append(
+                    {
+                        "name": f"real-time {world}, {file}, {hz:g} Hz, training running: "
+                        "jitter p50 / p99 / max (ms); overruns",
+                        "value": result["jitter_ms_p99"],
+                        "unit": "ms",
+                        "command": command,
+                        **result,
+                    }
+                )
     return rows
 
 
@@ -186,13 +303,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--file", default=FILES[0], help="experiment file")
+    parser.add_argument("--world", choices=("sim-maze", "vrchat"), default="sim-maze")
     parser.add_argument("--hz", type=float, default=10.0)
     parser.add_argument("--seconds", type=float, default=SECONDS)
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="extra override"
     )
     args = parser.parse_args()
-    print(json.dumps(measure(args.file, args.hz, args.seconds, tuple(args.set))))
+    print(json.dumps(measure(args.file, args.hz, args.seconds, tuple(args.set), args.world)))
 
 
 if __name__ == "__main__":

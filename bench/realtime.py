@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from bench.beat import TimedWorld, read_times, summarise
 from pamiqx.api import (
     ActionSpec,
     BuildContext,
@@ -37,16 +37,14 @@ STEPS = 600  # one minute at 10 Hz
 
 
 class TickingWorld(Environment):
-    """Observes 64x64 frames and records wall-clock times of observations and actions."""
+    """Observes random 64x64 frames at 10 Hz (timed by :class:`bench.beat.TimedWorld`)."""
 
     realtime = True
     control_interval = 0.1
 
     def __init__(self) -> None:
-        self.observed_at: float | None = None
-        self.latencies: list[float] = []
-        self.acted_at: list[float] = []
         self.rng = np.random.default_rng(0)
+        self.steps = 0
 
     @property
     def observation_spec(self) -> ObservationSpec:
@@ -57,15 +55,11 @@ class TickingWorld(Environment):
         return ActionSpec("discrete", (7,))
 
     def observe(self) -> EnvStep:
-        self.observed_at = time.perf_counter()
         frame = self.rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
-        return EnvStep(frame, 0.0, not self.acted_at)
+        return EnvStep(frame, 0.0, self.steps == 0)
 
     def affect(self, action: npt.NDArray[np.int64]) -> None:
-        now = time.perf_counter()
-        if self.observed_at is not None:
-            self.latencies.append(now - self.observed_at)
-        self.acted_at.append(now)
+        self.steps += 1
 
 
 @attrs.frozen
@@ -76,7 +70,7 @@ class _NoOptions:
 class _BenchPlugins:
     """Registers the fake world with the plugin manager, as a third party would."""
 
-    world = TickingWorld()
+    times: Path | None = None
 
     class TickingWorldPlugin(EnvironmentPlugin):
         """A fake 10 Hz real-time world for the benchmark."""
@@ -85,7 +79,8 @@ class _BenchPlugins:
         Options = _NoOptions
 
         def build(self, options: Any, context: BuildContext) -> Environment:
-            return _BenchPlugins.world
+            assert _BenchPlugins.times is not None
+            return TimedWorld(TickingWorld(), _BenchPlugins.times)
 
     @hookimpl
     def pamiqx_register_environments(self) -> list[type[EnvironmentPlugin]]:
@@ -115,10 +110,9 @@ def measure(
     from pamiqx.runtime.session import run_experiment
 
     manager = load_plugins()
-    _BenchPlugins.world = TickingWorld()
-    bench = _BenchPlugins()
-    manager.register_module(bench, "bench", "0", "bench.realtime")
+    manager.register_module(_BenchPlugins(), "bench", "0", "bench.realtime")
     with tempfile.TemporaryDirectory() as logs:
+        _BenchPlugins.times = times = Path(logs) / "times.txt"
         data, sources = load_raw(ROOT / "experiments" / "vrchat-none.toml")
         data = apply_overrides(
             data,
@@ -135,42 +129,38 @@ def measure(
         resolved = resolve(data, sources, manager)
         with open(os.devnull, "w") as sink:
             code = run_experiment(resolved, manager, console=Console(file=sink))
+        observed, acted = read_times(times)
     if code != 0:
         raise RuntimeError(f"the real-time run ended with exit code {code}")
-    world = bench.world
-    latency_ms = 1e3 * np.array(world.latencies[10:])  # skip start-up
-    intervals_ms = 1e3 * np.diff(world.acted_at[10:])
-    ticks = np.maximum(np.round(intervals_ms / 100.0), 1.0)
-    jitter_ms = np.abs(intervals_ms - 100.0 * ticks)
-    overruns = int((ticks > 1).sum())
+    beat = summarise(observed, acted, 0.1)
     return [
         {
             "name": f"real-time step latency p50 (10 Hz, training running){label}",
-            "value": float(np.percentile(latency_ms, 50)),
+            "value": beat["latency_ms_p50"],
             "unit": "ms",
             "command": command,
         },
         {
             "name": f"real-time step latency p99 (target < 20 ms){label}",
-            "value": float(np.percentile(latency_ms, 99)),
+            "value": beat["latency_ms_p99"],
             "unit": "ms",
             "command": command,
         },
         {
             "name": f"control interval jitter p99 (target < 5 ms){label}",
-            "value": float(np.percentile(jitter_ms, 99)),
+            "value": beat["jitter_ms_p99"],
             "unit": "ms",
             "command": command,
         },
         {
             "name": f"control interval jitter max{label}",
-            "value": float(jitter_ms.max()),
+            "value": beat["jitter_ms_max"],
             "unit": "ms",
             "command": command,
         },
         {
-            "name": f"overruns: actions sent a tick late, of {len(intervals_ms)}{label}",
-            "value": float(overruns),
+            "name": f"overruns: actions sent a tick late, of {beat['steps']:.0f}{label}",
+            "value": beat["overruns"],
             "unit": "steps",
             "command": command,
         },

@@ -132,8 +132,10 @@ def tiny_maze(
     )
 
 
-# A real-time world at 10 Hz that records when (in pamiq-core's scaled time)
-# each action arrives, and whether training was running at that moment.
+# A real-time world at 10 Hz that records when (in pamiq-core's scaled time) each
+# action arrives, and which frame it followed: in ACTION_TIMES when it runs in this
+# process, and as lines "time frame action" in the file `log` names (it may run in
+# the acting process).
 REALTIME_WORLD = '''
 from typing import Any
 
@@ -150,15 +152,19 @@ ACTION_TIMES: list[float] = []
 @attrs.frozen
 class Options:
     hz: float = 10.0
+    log: str = ""
+    fail_at: int = -1
 
 
 class TickingWorld(Environment):
     realtime = True
 
-    def __init__(self, hz: float) -> None:
+    def __init__(self, hz: float, log: str, fail_at: int) -> None:
+        self.fail_at = fail_at
         self.control_interval = 1.0 / hz
         self.rng = np.random.default_rng(0)
         self.t = 0
+        self.log = open(log, "a", buffering=1) if log else None
 
     @property
     def observation_spec(self) -> ObservationSpec:
@@ -169,11 +175,16 @@ class TickingWorld(Environment):
         return ActionSpec("discrete", (3,))
 
     def observe(self) -> EnvStep:
+        if self.t == self.fail_at:
+            raise OSError("the camera went away")
         frame = np.full((16, 16, 3), (self.t * 7) % 255, dtype=np.uint8)
         return EnvStep(frame, 0.0, self.t == 0)
 
     def affect(self, action: Any) -> None:
-        ACTION_TIMES.append(pamiq_time.perf_counter())
+        now = pamiq_time.perf_counter()
+        ACTION_TIMES.append(now)
+        if self.log is not None:
+            self.log.write(f"{now} {self.t} {int(action)}\\n")
         self.t += 1
 
 
@@ -184,7 +195,7 @@ class TickingWorldPlugin(EnvironmentPlugin):
     Options = Options
 
     def build(self, options: Any, context: Any) -> Environment:
-        return TickingWorld(options.hz)
+        return TickingWorld(options.hz, options.log, options.fail_at)
 
 
 @pamiqx.hookimpl

@@ -106,16 +106,18 @@ class _Learner:
 @pytest.mark.parametrize("bound", [0, 3])
 def test_the_acting_copy_is_synced_once_it_lags_max_staleness_steps(bound: int) -> None:
     from pamiqx.runtime.realtime import Failure, PPOTrainer
+    from pamiqx.runtime.realtime_trainer import CopyLink
 
     policy, acting = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
     acting.load_state_dict(policy.state_dict())
     learner = _Learner()
     components = SimpleNamespace(learner=learner, policy=policy)
+    link = CopyLink(policy, acting, threading.Lock(), lambda: learner.gradient_steps)
     trainer = PPOTrainer(
         components,  # type: ignore[arg-type]
-        acting,
-        threading.Lock(),
+        link,
         lambda step, metrics: None,
+        dict,
         dict,
         Failure(),
         max_staleness=bound,

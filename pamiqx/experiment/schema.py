@@ -66,6 +66,12 @@ class RunConfig:
             policy may lag the trained one; the trainer copies the weights over as soon
             as it is reached, even inside a training phase (0: only after each phase).
             Acting's lag is logged as ``realtime/staleness_steps_mean``/``_max``.
+        acting: Real-time runs: ``process`` (the default) acts in a process of its own,
+            with a CPU of its own where there are two or more: the world's beat,
+            encoding and the policy, while this process stores the steps, scores them
+            and trains; the weights go over through shared memory. ``thread`` acts in
+            pamiq-core's inference thread of this process. CUDA runs act in a thread
+            (a CUDA context does not survive a fork).
         checkpoint_every: Steps between checkpoints (0: only at the end and on signals).
         keep_checkpoints: How many of the latest checkpoints to keep.
         log_every: Steps between metric log lines and tracked metric points.
@@ -84,6 +90,7 @@ class RunConfig:
     time_scale: float = attrs.field(default=1.0, validator=_positive_float)
     inference_budget_ms: float = attrs.field(default=15.0, validator=_positive_float)
     max_staleness: int = attrs.field(default=0, validator=_non_negative)
+    acting: Literal["process", "thread"] = "process"
     checkpoint_every: int = attrs.field(default=10_000, validator=_non_negative)
     keep_checkpoints: int = attrs.field(default=3, validator=_positive)
     log_every: int = attrs.field(default=1_000, validator=_positive)

@@ -308,15 +308,19 @@ def _drive(
         with stop_on_signals(stop), display:
             guard.running_now()  # from here a signal is a stop request, answered by a checkpoint
             if realtime:
-                from pamiqx.runtime.realtime import run_realtime
+                from pamiqx.runtime.realtime import RealtimeSettings, run_realtime
 
+                settings = RealtimeSettings(
+                    exp.run.time_scale,
+                    exp.run.inference_budget_ms / 1e3,
+                    exp.run.max_staleness,
+                    exp.run.acting,
+                )
                 run_realtime(
                     components,
                     run.step,
                     exp.run.max_steps,
-                    exp.run.time_scale,
-                    exp.run.inference_budget_ms / 1e3,
-                    exp.run.max_staleness,
+                    settings,
                     run_dir,
                     stop,
                     run.on_step,

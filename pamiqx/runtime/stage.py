@@ -46,8 +46,13 @@ class Stage:
             raise who.fault("spec", f"is a {type(spec).__name__}, not a pamiqx.api.ObservationSpec")
         self.spec = spec
 
-    def encode(self, observations: npt.NDArray[Any]) -> torch.Tensor:
+    def encode(self, observations: npt.NDArray[Any], offer: bool = True) -> torch.Tensor:
         """Encode ``(E, ...)`` raw observations, offer them to the stage's buffer, return latents.
+
+        Args:
+            observations: What the worlds observed.
+            offer: Also offer them to the stage's buffer (:meth:`offer`); the acting
+                process of a real-time run encodes without, the training side offers.
 
         Returns:
             ``(E, *spec.shape)`` latents on the CPU (the rollout's side).
@@ -56,9 +61,15 @@ class Stage:
         with torch.inference_mode(), blame(self.who, "encode()"):
             latents = self.representation.encode(raw.to(self.device))
         checked = check_latents(self.who, self.spec, latents, raw.shape[0]).cpu()
+        if offer:
+            self.offer(observations)
+        return checked
+
+    def offer(self, observations: npt.NDArray[Any]) -> None:
+        """Offer ``(E, ...)`` raw observations to the stage's training buffer."""
+        raw = torch.from_numpy(np.ascontiguousarray(observations))
         with blame(self.who, "observe()"):
             self.representation.observe(raw)
-        return checked
 
     def update(self) -> dict[str, float]:
         """Let the representation train if a call is due; its metrics under ``representation/``."""

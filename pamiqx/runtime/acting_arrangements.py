@@ -1,0 +1,175 @@
+"""Where a real-time run acts: in pamiq-core's inference thread, or in a process of its own."""
+
+from __future__ import annotations
+
+import copy
+import multiprocessing
+import threading
+from collections.abc import Callable
+from typing import Any, cast
+
+import attrs
+import torch
+
+from pamiqx.api.curiosity import Curiosity
+from pamiqx.runtime.acting_process import NoScoring, build_acting_side
+from pamiqx.runtime.agent import PolicyAgent
+from pamiqx.runtime.build import Components
+from pamiqx.runtime.collector import Collector
+from pamiqx.runtime.realtime_agent import RealtimeAgent
+from pamiqx.runtime.realtime_trainer import CopyLink, SharedLink, WeightLink
+from pamiqx.runtime.realtime_world import Failure, RealtimeEnvironment, noop_action
+from pamiqx.runtime.remote import ActingProcess, RecordedStage, RemoteAgent, RemoteInteraction
+from pamiqx.runtime.shared_weights import SharedWeights
+from pamiqx.runtime.stage import Stage
+from pamiqx.runtime.ticks import TickedInteraction
+
+
+@attrs.define
+class ActingArrangement:
+    """Where acting runs, as the trainer and the control thread see it.
+
+    Attributes:
+        interaction: pamiq-core's inference side.
+        link: How the trained weights reach acting.
+        evaluation: The world's evaluation metrics.
+        checkpoint: Writes a checkpoint while the threads are paused.
+        agent: Stores the steps and counts them.
+        staleness: Optimizer steps acting's weights lagged at the step just stored.
+        start: Starts what must run before pamiq-core's threads.
+    """
+
+    interaction: Any
+    link: WeightLink
+    evaluation: Callable[[], dict[str, float]]
+    checkpoint: Callable[[], object]
+    agent: RealtimeAgent
+    staleness: Callable[[], int]
+    start: Callable[[], None] = lambda: None
+
+
+def thread_side(
+    components: Components,
+    start_step: int,
+    max_steps: int,
+    on_step: Callable[[int], None],
+    failure: Failure,
+    interval: float,
+    budget: float,
+    checkpoint: Callable[[], object],
+) -> ActingArrangement:
+    """Acting in pamiq-core's inference thread, with a copy of the policy synced under a lock."""
+    lock = threading.Lock()
+    acting_policy = copy.deepcopy(components.policy).eval()
+    acting = PolicyAgent(
+        acting_policy,
+        components.curiosity,
+        1,
+        components.device,
+        components.collector.agent.precision,
+    )
+    agent = _storing_agent(
+        components, acting, components.stage, lock, start_step, max_steps, on_step, failure
+    )
+    # A budget near the interval would leave no time between an action and the next
+    # observation: the world would be observed before it could respond.
+    interaction = TickedInteraction(
+        agent, RealtimeEnvironment(components.worlds, failure), interval, budget
+    )
+
+    link = CopyLink(
+        components.policy, acting_policy, lock, lambda: components.learner.gradient_steps
+    )
+    return ActingArrangement(
+        interaction, link, components.worlds.evaluation_metrics, checkpoint, agent, link.lag
+    )
+
+
+def process_side(
+    components: Components,
+    start_step: int,
+    max_steps: int,
+    on_step: Callable[[int], None],
+    failure: Failure,
+    interval: float,
+    budget: float,
+    time_scale: float,
+    acting_cpu: int | None,
+    checkpoint: Callable[[], object],
+) -> ActingArrangement:
+    """Acting in its own process; records stored here, weights through shared memory."""
+    context = multiprocessing.get_context("fork")
+    c = components
+    modules = {"policy": c.policy, **{f"stage.{k}": m for k, m in c.stage.modules().items()}}
+    weights = SharedWeights(modules, context)
+    weights.publish(modules, c.learner.gradient_steps)  # version 1: what acting forks with
+    acting_agent = PolicyAgent(
+        c.policy, cast(Curiosity, NoScoring()), 1, c.device, c.collector.agent.precision
+    )
+    acting_agent.load_state_dict(c.collector.agent.state_dict())
+    metrics_wanted = context.Event()
+    side = build_acting_side(
+        c.worlds,
+        c.stage,
+        acting_agent,
+        modules,
+        weights,
+        steps_left=max_steps - start_step,
+        interval=interval,
+        budget=budget,
+        time_scale=time_scale,
+        cpu=acting_cpu,
+        metrics_wanted=metrics_wanted,
+    )
+    process = ActingProcess(side, context)
+    remote = RemoteAgent(c.curiosity, c.device, c.who["curiosity"])
+    # Duck-typed: the collector only calls the agent's act/bootstrap/state and encode.
+    stage = cast(Stage, RecordedStage(c.stage, remote))
+    agent = _storing_agent(
+        c,
+        cast(PolicyAgent, remote),
+        stage,
+        threading.Lock(),
+        start_step,
+        max_steps,
+        on_step,
+        failure,
+    )
+    interaction = RemoteInteraction(agent, remote, process, c.worlds, failure)
+
+    def evaluation() -> dict[str, float]:
+        metrics_wanted.set()  # fresh numbers with the next record, for the next phase
+        return dict(interaction.evaluation)
+
+    def paused_checkpoint() -> object:
+        # The control thread saves once the inference thread stored every step the
+        # world took before the pause; after a failure the last good checkpoint stays.
+        return checkpoint() if interaction.wait_paused() else None
+
+    def staleness() -> int:
+        # Measured by acting itself, as it chose the action.
+        return 0 if remote.current is None else remote.current.lag
+
+    link = SharedLink(weights, modules, lambda: c.learner.gradient_steps, process.process.is_alive)
+    return ActingArrangement(
+        interaction, link, evaluation, paused_checkpoint, agent, staleness, process.start
+    )
+
+
+def _storing_agent(
+    components: Components,
+    acting: PolicyAgent,
+    stage: Stage,
+    lock: threading.Lock,
+    start_step: int,
+    max_steps: int,
+    on_step: Callable[[int], None],
+    failure: Failure,
+) -> RealtimeAgent:
+    """A collector around ``acting`` continuing the run's, and the agent storing through it."""
+    # Full rollouts go to the training thread on the CPU, one transfer per rollout.
+    collector = Collector(acting, components.collector.make_rollout, torch.device("cpu"), stage)
+    collector.load_state_dict(components.collector.state_dict())
+    components.collector = collector
+    noop = noop_action(components.envs[0].action_spec)
+    return RealtimeAgent(collector, lock, start_step, max_steps, on_step, failure, noop)
