@@ -131,22 +131,28 @@ def _wait_for(condition: Callable[[], bool], seconds: float) -> bool:
 
 
 @pytest.mark.timeout(180)
-def test_ctrl_c_to_the_whole_job_checkpoints_once_and_leaves_no_process(
-    dist_root: Path, tmp_path: Path, write_toml: Callable[..., Path]
+@pytest.mark.parametrize(("signal_name", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_to_the_whole_job_checkpoints_once_and_leaves_no_process(
+    signal_name: str,
+    code: int,
+    dist_root: Path,
+    tmp_path: Path,
+    write_toml: Callable[..., Path],
 ) -> None:
+    """Ctrl-C in a terminal (or a SIGTERM to the job) reaches both processes."""
     install_ticking_world(dist_root)
     logs = tmp_path / "logs"
     path = write_toml(_experiment(logs, max_steps=100_000, checkpoint_every=0))
     proc = _spawn(path, dist_root)
     assert _wait_for(lambda: bool(list(logs.glob("realtime/*/events.jsonl"))), 90)
     time.sleep(2.0)
-    os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends to every process of the job
+    os.killpg(proc.pid, signal.Signals[signal_name])  # every process of the job
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130, out
+    assert proc.returncode == code, out
     assert "Traceback" not in out
     [run_dir] = (logs / "realtime").iterdir()
     [checkpoint] = list_checkpoints(run_dir)
-    assert read_meta(checkpoint)["reason"] == "signal SIGINT"
+    assert read_meta(checkpoint)["reason"] == f"signal {signal_name}"
     load_checkpoint(checkpoint, "realtime")
     assert _wait_for(lambda: not _group_alive(proc.pid), 10)  # the acting process ended too
 
