@@ -28,6 +28,7 @@ import contextlib
 import os
 import pickle
 import signal
+import time
 import traceback
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
@@ -133,7 +134,7 @@ class ActingAgent(Agent[EnvStep, npt.NDArray[np.int64]]):
 
     def step(self, observation: EnvStep) -> npt.NDArray[np.int64]:
         """Encode, act, and keep the record; the action goes out at the tick."""
-        started = core_time.fixed_time()
+        started = time.perf_counter()
         raw = observation.observation[None]
         if self.stage is None:
             latents = torch.from_numpy(np.ascontiguousarray(raw))
@@ -150,7 +151,7 @@ class ActingAgent(Agent[EnvStep, npt.NDArray[np.int64]]):
             hidden_after=self.agent.hidden.float().cpu(),
             weights_step=self.weights_step,
             lag=lag,
-            inference_seconds=core_time.fixed_time() - started,
+            inference_seconds=time.perf_counter() - started,
             ticks=TickStats(),
             final=final,
         )

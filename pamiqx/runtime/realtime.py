@@ -32,7 +32,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 from pamiq_core import LaunchConfig, launch
@@ -88,7 +88,7 @@ class RealtimeSettings:
     time_scale: float = 1.0
     budget: float = 0.015
     max_staleness: int = 0
-    acting: str = "process"
+    acting: Literal["process", "thread"] = "process"
 
 
 def run_realtime(

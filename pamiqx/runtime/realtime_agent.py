@@ -63,14 +63,18 @@ class RealtimeAgent(Agent[EnvStep, npt.NDArray[np.int64]]):
     def step(self, observation: EnvStep) -> npt.NDArray[np.int64]:
         """Record the outcome of the last action, then choose the next one."""
         started = wall.perf_counter()
+        action = self.store(observation)
+        self.latencies.append(wall.perf_counter() - started)
+        return action
+
+    def store(self, observation: EnvStep) -> npt.NDArray[np.int64]:
+        """:meth:`step` without timing it (the acting process timed its own inference)."""
         try:
-            action = self._step(observation)
+            return self._step(observation)
         except BaseException as error:
             self.failure.record(error)
             self.finished.set()
             raise
-        self.latencies.append(wall.perf_counter() - started)
-        return action
 
     def _step(self, observation: EnvStep) -> npt.NDArray[np.int64]:
         obs = observation.observation[None]

@@ -242,7 +242,7 @@ class RemoteInteraction(Interaction[EnvStep, npt.NDArray[np.int64]]):
         """Store records through ``agent`` (a :class:`RealtimeAgent`) and ``remote``.
 
         Args:
-            agent: Completes and records each step (``step(EnvStep)``, ``latencies``).
+            agent: Completes and records each step (``store(EnvStep)``, ``latencies``).
             remote: The collector's agent, given each record.
             process: The acting process.
             worlds: The training process's copy of the world, which takes the acting
@@ -287,8 +287,8 @@ class RemoteInteraction(Interaction[EnvStep, npt.NDArray[np.int64]]):
             self._stats.overruns += record.ticks.overruns
             self._stats.skipped_ticks += record.ticks.skipped_ticks
         self.remote.current = record
-        self.realtime_agent.step(record.env_step)
-        self.realtime_agent.latencies[-1] = record.inference_seconds
+        self.realtime_agent.store(record.env_step)
+        self.realtime_agent.latencies.append(record.inference_seconds)
 
     def _drain_until(self, kind: str) -> None:
         while True:
