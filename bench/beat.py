@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 from pamiqx_vrchat.plugin import VRChatOptions, VRChatPlugin
@@ -153,36 +154,53 @@ class OscLoopback:
         self.socket.close()
 
 
+@attrs.frozen
+class TimedSimMazeOptions(SimMazeOptions):
+    """sim-maze's options, and the file the times go to.
+
+    Paths travel as options (not as globals of this module) because a spawned
+    acting process (``run.acting_start = "spawn"``, CUDA runs) builds the world
+    again from them.
+    """
+
+    times: str = ""
+
+
+@attrs.frozen
+class TimedVRChatOptions(VRChatOptions):
+    """The VRChat plugin's options, the file the times go to and the camera's frames."""
+
+    times: str = ""
+    frames: str = ""
+
+
+class TimedSimMaze(EnvironmentPlugin):
+    """sim-maze, timestamped for the beat benchmark."""
+
+    name = "timed-sim-maze"
+    Options = TimedSimMazeOptions
+
+    def build(self, options: TimedSimMazeOptions, context: BuildContext) -> Environment:
+        return TimedWorld(SimMazePlugin().build(options, context), Path(options.times))
+
+
+class TimedVRChat(EnvironmentPlugin):
+    """The VRChat plugin on a file-backed camera and its real OSC actuator, timestamped."""
+
+    name = "timed-vrchat"
+    Options = TimedVRChatOptions
+
+    def build(self, options: TimedVRChatOptions, context: BuildContext) -> Environment:
+        VRChatPlugin.sensor_factory = functools.partial(FileCamera, Path(options.frames))
+        return TimedWorld(VRChatPlugin().build(options, context), Path(options.times))
+
+
 class _BenchPlugins:
     """Registers ``timed-sim-maze`` and ``timed-vrchat`` with the plugin manager."""
 
-    times: Path | None = None
-    frames: Path | None = None
-
-    class TimedSimMaze(EnvironmentPlugin):
-        """sim-maze, timestamped for the beat benchmark."""
-
-        name = "timed-sim-maze"
-        Options = SimMazeOptions
-
-        def build(self, options: SimMazeOptions, context: BuildContext) -> Environment:
-            assert _BenchPlugins.times is not None
-            return TimedWorld(SimMazePlugin().build(options, context), _BenchPlugins.times)
-
-    class TimedVRChat(EnvironmentPlugin):
-        """The VRChat plugin on a file-backed camera and its real OSC actuator, timestamped."""
-
-        name = "timed-vrchat"
-        Options = VRChatOptions
-
-        def build(self, options: VRChatOptions, context: BuildContext) -> Environment:
-            assert _BenchPlugins.times is not None and _BenchPlugins.frames is not None
-            VRChatPlugin.sensor_factory = functools.partial(FileCamera, _BenchPlugins.frames)
-            return TimedWorld(VRChatPlugin().build(options, context), _BenchPlugins.times)
-
     @hookimpl
     def pamiqx_register_environments(self) -> list[type[EnvironmentPlugin]]:
-        return [self.TimedSimMaze, self.TimedVRChat]
+        return [TimedSimMaze, TimedVRChat]
 
 
 def measure(
@@ -206,16 +224,20 @@ def measure(
     steps = int(hz * seconds)
     with tempfile.TemporaryDirectory() as logs:
         times = Path(logs) / "times.txt"
-        _BenchPlugins.times = times
         data, sources = load_raw(ROOT / file)
         loopback = None
         if world == "vrchat":
-            _BenchPlugins.frames = Path(logs) / "frames.npy"
-            np.save(_BenchPlugins.frames, random_walk(300, seed=0).frames)
+            frames = Path(logs) / "frames.npy"
+            np.save(frames, random_walk(300, seed=0).frames)
             loopback = OscLoopback()
-            data["environment"] = {"plugin": "timed-vrchat", "osc_port": loopback.port}
+            data["environment"] = {
+                "plugin": "timed-vrchat",
+                "osc_port": loopback.port,
+                "frames": str(frames),
+            }
         else:
             data["environment"]["plugin"] = "timed-sim-maze"
+        data["environment"]["times"] = str(times)
         data = apply_overrides(
             data,
             sources,

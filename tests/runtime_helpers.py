@@ -135,8 +135,9 @@ def tiny_maze(
 # A real-time world at 10 Hz that records when (in pamiq-core's scaled time) each
 # action arrives, and which frame it followed: in ACTION_TIMES when it runs in this
 # process, and as lines "time frame action" in the file `log` names (it may run in
-# the acting process).
+# the acting process); `lifecycle` names a file of "setup|teardown pid step" lines.
 REALTIME_WORLD = '''
+import os
 from typing import Any
 
 import attrs
@@ -154,17 +155,36 @@ class Options:
     hz: float = 10.0
     log: str = ""
     fail_at: int = -1
+    lifecycle: str = ""
 
 
 class TickingWorld(Environment):
     realtime = True
 
-    def __init__(self, hz: float, log: str, fail_at: int) -> None:
+    def __init__(self, hz: float, log: str, fail_at: int, lifecycle: str) -> None:
         self.fail_at = fail_at
+        self.lifecycle = lifecycle
         self.control_interval = 1.0 / hz
         self.rng = np.random.default_rng(0)
         self.t = 0
         self.log = open(log, "a", buffering=1) if log else None
+
+    def _note(self, what: str) -> None:
+        if self.lifecycle:
+            with open(self.lifecycle, "a") as file:
+                file.write(f"{what} {os.getpid()} {self.t}\\n")
+
+    def setup(self) -> None:
+        self._note("setup")
+
+    def teardown(self) -> None:
+        self._note("teardown")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"t": self.t}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.t = state["t"]
 
     @property
     def observation_spec(self) -> ObservationSpec:
@@ -195,7 +215,7 @@ class TickingWorldPlugin(EnvironmentPlugin):
     Options = Options
 
     def build(self, options: Any, context: Any) -> Environment:
-        return TickingWorld(options.hz, options.log, options.fail_at)
+        return TickingWorld(options.hz, options.log, options.fail_at, options.lifecycle)
 
 
 @pamiqx.hookimpl

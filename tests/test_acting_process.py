@@ -18,10 +18,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import attrs
 import pytest
 import torch
 from rich.console import Console
 
+from pamiqx.api.errors import PamiqxError
 from pamiqx.checkpoint import list_checkpoints, load_checkpoint, read_meta
 from pamiqx.experiment import load_experiment
 from pamiqx.faults import PluginFault
@@ -52,13 +54,14 @@ def _acting_children() -> list[multiprocessing.Process]:
     return [p for p in multiprocessing.active_children() if p.name == "pamiqx-acting"]
 
 
+@pytest.mark.parametrize("start", ["fork", "spawn"])
 def test_a_world_that_raises_in_the_acting_process_is_named(
-    dist_root: Path, tmp_path: Path, write_toml: Callable[..., Path]
+    start: str, dist_root: Path, tmp_path: Path, write_toml: Callable[..., Path]
 ) -> None:
     install_ticking_world(dist_root)
     path = write_toml(_experiment(tmp_path / "logs", max_steps=400))
     with pytest.raises(PluginFault) as fault:  # the command line prints it, exit 2
-        _run(path, "environment.fail_at=150")
+        _run(path, "environment.fail_at=150", f"run.acting_start={start}")
     text = str(fault.value)
     assert "environment plugin 'ticking-world' (pamiqx-ticking 1.0) failed in observe()" in text
     assert "OSError: the camera went away" in text and "\n" not in text
@@ -69,8 +72,9 @@ def test_a_world_that_raises_in_the_acting_process_is_named(
     assert not _acting_children()
 
 
+@pytest.mark.parametrize("start", ["fork", "spawn"])
 def test_kill_9_of_the_acting_process_stops_the_run_and_it_resumes(
-    dist_root: Path, tmp_path: Path, write_toml: Callable[..., Path]
+    start: str, dist_root: Path, tmp_path: Path, write_toml: Callable[..., Path]
 ) -> None:
     install_ticking_world(dist_root)
     logs = tmp_path / "logs"
@@ -87,16 +91,67 @@ def test_kill_9_of_the_acting_process_stops_the_run_and_it_resumes(
     killer = threading.Thread(target=kill_after_a_checkpoint)
     killer.start()
     with pytest.raises(ActingProcessDied) as died:  # the command line prints it, exit 2
-        _run(path)
+        _run(path, f"run.acting_start={start}")
     killer.join()
     assert "the acting process (pid" in str(died.value)
     assert "was killed by SIGKILL" in str(died.value)
     [run_dir] = (logs / "realtime").iterdir()
     for checkpoint in list_checkpoints(run_dir):
         load_checkpoint(checkpoint, "realtime")
-    code, out = _run(path, resume="latest")
+    code, out = _run(path, f"run.acting_start={start}", resume="latest")
     assert code == 0, out
     assert read_meta(list_checkpoints(run_dir)[-1])["step"] == 300
+
+
+def test_a_spawned_acting_process_holds_the_world_alone_and_continues_its_state(
+    dist_root: Path, tmp_path: Path, write_toml: Callable[..., Path]
+) -> None:
+    """As a CUDA run starts it: the world is built again there, never held twice."""
+    install_ticking_world(dist_root)
+    logs, lifecycle = tmp_path / "logs", tmp_path / "lifecycle.txt"
+    path = write_toml(_experiment(logs, max_steps=96, checkpoint_every=0))
+    options = ["run.acting_start=spawn", f'environment.lifecycle="{lifecycle}"']
+    assert _run(path, *options)[0] == 0
+    path.write_text(path.read_text().replace("max_steps = 96", "max_steps = 160"))
+    code, out = _run(path, *options, resume="latest")
+    assert code == 0, out
+    events = [line.split() for line in lifecycle.read_text().splitlines()]
+    me = str(os.getpid())
+    # Each run: this process sets its world up, lets it go before the acting process
+    # starts, which sets up its own (from the checkpointed state) and tears it down.
+    assert [(what, pid == me) for what, pid, _ in events] == [
+        ("setup", True),
+        ("teardown", True),
+        ("setup", False),
+        ("teardown", False),
+    ] * 2
+    # The world's own state crossed both ways (set up fresh, then loaded): 96 actions
+    # and the hold-still one after the last step; then 64 more and the hold-still one.
+    assert [int(t) for *_, t in events] == [0, 0, 0, 97, 0, 97, 0, 162]
+    [run_dir] = (logs / "realtime").iterdir()
+    assert read_meta(list_checkpoints(run_dir)[-1])["step"] == 160
+    assert not _acting_children()
+
+
+def test_auto_forks_on_a_cpu_and_spawns_with_cuda() -> None:
+    from pamiqx.runtime.realtime import RealtimeSettings
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert RealtimeSettings().start_method(cpu) == "fork"
+    assert RealtimeSettings().start_method(cuda) == "spawn"
+    assert RealtimeSettings(acting_start="spawn").start_method(cpu) == "spawn"
+    with pytest.raises(PamiqxError, match="a CUDA context does not survive a fork"):
+        RealtimeSettings(acting_start="fork").start_method(cuda)
+
+
+def test_an_experiment_that_cannot_be_sent_to_a_spawned_process_is_named() -> None:
+    from pamiqx.runtime.remote import ActingProcess
+
+    unpicklable = attrs.make_class("Local", ["build"])(lambda: None)  # no module to import
+    process = ActingProcess(unpicklable, multiprocessing.get_context("spawn"))
+    with pytest.raises(PamiqxError, match="could not be pickled") as error:
+        process.start()
+    assert "run.acting = 'thread'" in str(error.value)
 
 
 def _spawn(path: Path, dist_root: Path) -> subprocess.Popen[str]:

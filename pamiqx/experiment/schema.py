@@ -70,8 +70,12 @@ class RunConfig:
             with a CPU of its own where there are two or more: the world's beat,
             encoding and the policy, while this process stores the steps, scores them
             and trains; the weights go over through shared memory. ``thread`` acts in
-            pamiq-core's inference thread of this process. CUDA runs act in a thread
-            (a CUDA context does not survive a fork).
+            pamiq-core's inference thread of this process.
+        acting_start: How the acting process starts: ``fork`` (it inherits the built
+            world, representation and policy), ``spawn`` (a fresh interpreter that
+            builds its own from the experiment, on the run's device, and takes the
+            weights and states from this process), or ``auto``: fork on a CPU, spawn
+            with CUDA (a CUDA context does not survive a fork).
         checkpoint_every: Steps between checkpoints (0: only at the end and on signals).
         keep_checkpoints: How many of the latest checkpoints to keep.
         log_every: Steps between metric log lines and tracked metric points.
@@ -91,6 +95,7 @@ class RunConfig:
     inference_budget_ms: float = attrs.field(default=15.0, validator=_positive_float)
     max_staleness: int = attrs.field(default=0, validator=_non_negative)
     acting: Literal["process", "thread"] = "process"
+    acting_start: Literal["auto", "fork", "spawn"] = "auto"
     checkpoint_every: int = attrs.field(default=10_000, validator=_non_negative)
     keep_checkpoints: int = attrs.field(default=3, validator=_positive)
     log_every: int = attrs.field(default=1_000, validator=_positive)

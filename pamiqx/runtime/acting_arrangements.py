@@ -6,13 +6,16 @@ import copy
 import multiprocessing
 import threading
 from collections.abc import Callable
-from typing import Any, cast
+from pathlib import Path
+from typing import Any, Literal, cast
 
 import attrs
 import torch
 
 from pamiqx.api.curiosity import Curiosity
-from pamiqx.runtime.acting_process import NoScoring, build_acting_side
+from pamiqx.experiment import ResolvedExperiment
+from pamiqx.runtime.acting_side import ActingSide, BeatSettings, NoScoring, build_acting_side
+from pamiqx.runtime.acting_spawn import ActingRecipe, acting_modules
 from pamiqx.runtime.agent import PolicyAgent
 from pamiqx.runtime.build import Components
 from pamiqx.runtime.collector import Collector
@@ -23,6 +26,26 @@ from pamiqx.runtime.remote import ActingProcess, RecordedStage, RemoteAgent, Rem
 from pamiqx.runtime.shared_weights import SharedWeights
 from pamiqx.runtime.stage import Stage
 from pamiqx.runtime.ticks import TickedInteraction
+
+
+@attrs.frozen
+class ProcessSettings:
+    """How the acting process starts.
+
+    Attributes:
+        start_method: ``fork`` (inherits the built world and networks) or ``spawn``
+            (builds its own from :attr:`resolved`: CUDA runs).
+        time_scale: pamiq-core's time scale.
+        cpu: The CPU the process is pinned to, or None.
+        resolved: The experiment (what a spawned process builds).
+        run_dir: The run directory.
+    """
+
+    start_method: Literal["fork", "spawn"]
+    time_scale: float
+    cpu: int | None
+    resolved: ResolvedExperiment
+    run_dir: Path | None
 
 
 @attrs.define
@@ -93,35 +116,42 @@ def process_side(
     failure: Failure,
     interval: float,
     budget: float,
-    time_scale: float,
-    acting_cpu: int | None,
+    settings: ProcessSettings,
     checkpoint: Callable[[], object],
 ) -> ActingArrangement:
     """Acting in its own process; records stored here, weights through shared memory."""
-    context = multiprocessing.get_context("fork")
     c = components
-    modules = {"policy": c.policy, **{f"stage.{k}": m for k, m in c.stage.modules().items()}}
+    context = multiprocessing.get_context(settings.start_method)
+    modules = acting_modules(c.policy, c.stage.modules())
     weights = SharedWeights(modules, context)
-    weights.publish(modules, c.learner.gradient_steps)  # version 1: what acting forks with
-    acting_agent = PolicyAgent(
-        c.policy, cast(Curiosity, NoScoring()), 1, c.device, c.collector.agent.precision
-    )
-    acting_agent.load_state_dict(c.collector.agent.state_dict())
+    weights.publish(modules, c.learner.gradient_steps)  # version 1: what acting starts with
     metrics_wanted = context.Event()
-    side = build_acting_side(
-        c.worlds,
-        c.stage,
-        acting_agent,
-        modules,
-        weights,
+    beat = BeatSettings(
         steps_left=max_steps - start_step,
         interval=interval,
         budget=budget,
-        time_scale=time_scale,
-        cpu=acting_cpu,
+        time_scale=settings.time_scale,
+        cpu=settings.cpu,
         metrics_wanted=metrics_wanted,
     )
-    process = ActingProcess(side, context)
+    source: ActingSide | ActingRecipe
+    if settings.start_method == "fork":
+        acting_agent = PolicyAgent(
+            c.policy, cast(Curiosity, NoScoring()), 1, c.device, c.collector.agent.precision
+        )
+        acting_agent.load_state_dict(c.collector.agent.state_dict())
+        source = build_acting_side(c.worlds, c.stage, acting_agent, modules, weights, beat)
+    else:
+        source = ActingRecipe(
+            settings.resolved,
+            c.worlds.state_dict(),
+            c.collector.agent.state_dict(),
+            weights,
+            seed=settings.resolved.experiment.seed + start_step,
+            beat=beat,
+            run_dir=settings.run_dir,
+        )
+    process = ActingProcess(source, context)
     remote = RemoteAgent(c.curiosity, c.device, c.who["curiosity"])
     # Duck-typed: the collector only calls the agent's act/bootstrap/state and encode.
     stage = cast(Stage, RecordedStage(c.stage, remote))
@@ -150,9 +180,16 @@ def process_side(
         # Measured by acting itself, as it chose the action.
         return 0 if remote.current is None else remote.current.lag
 
+    def start() -> None:
+        if settings.start_method != "fork":
+            # The spawned process builds and sets up its own world: this one lets go
+            # of its devices first and stays for checkpoints (its state comes back).
+            c.worlds.teardown()
+        process.start()
+
     link = SharedLink(weights, modules, lambda: c.learner.gradient_steps, process.process.is_alive)
     return ActingArrangement(
-        interaction, link, evaluation, paused_checkpoint, agent, staleness, process.start
+        interaction, link, evaluation, paused_checkpoint, agent, staleness, start
     )
 
 

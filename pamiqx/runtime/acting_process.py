@@ -4,8 +4,9 @@ In one interpreter the acting thread shares the CPU and the interpreter with
 the training thread, so every heavy training step can delay an observation or
 an action (``python -m bench.beat``: jitter p99 up to 15.7 ms at 10 Hz on the
 quickstart, most steps overrunning on the reference path). Here the acting
-side runs in a process of its own, forked when the run starts, with a CPU of
-its own where there are at least two:
+side (:mod:`pamiqx.runtime.acting_side`) runs in a process of its own, forked
+when the run starts (spawned with CUDA: :mod:`pamiqx.runtime.acting_spawn`),
+with a CPU of its own where there are at least two:
 
 * it keeps the beat (:class:`~pamiqx.runtime.ticks.TickedInteraction`: observe a
   budget before each tick, infer, send the action at the tick, skip ticks on an
@@ -28,163 +29,21 @@ import contextlib
 import os
 import pickle
 import signal
-import time
 import traceback
-from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
 import attrs
-import numpy as np
-import numpy.typing as npt
 import torch
-from pamiq_core import Agent
 from pamiq_core import time as core_time
-from torch import nn
 
-from pamiqx.api.environment import EnvStep
 from pamiqx.api.errors import PamiqxError
 from pamiqx.faults import PluginFault, summarise
-from pamiqx.runtime.agent import AgentStep, PolicyAgent
-from pamiqx.runtime.realtime_world import Failure, RealtimeEnvironment, noop_action
-from pamiqx.runtime.shared_weights import SharedWeights
-from pamiqx.runtime.stage import Stage
-from pamiqx.runtime.ticks import TickedInteraction, TickStats
-from pamiqx.runtime.worlds import Worlds
+from pamiqx.runtime.acting_side import ActingSide, SideBuilder
 
 # Seconds the acting process waits for a command while paused or finished, between
 # checks that the training process is still there.
 _IDLE_POLL = 0.2
-
-
-@attrs.frozen
-class ActingRecord:
-    """One step as the acting process took it.
-
-    Attributes:
-        env_step: What the world returned (observation ``o_t``, the previous action's
-            reward, whether ``o_t`` starts an episode).
-        latents: ``(1, ...)`` the representation's latents of ``o_t``.
-        step: The agent's step on ``o_t`` (its actions went to the world unless
-            ``final``); ``online_reward`` is the owned policy's intrinsic reward or None.
-        hidden_after: The policy's recurrent state after the step.
-        weights_step: The trainer's optimizer steps of the weights that acted.
-        lag: Optimizer steps those weights lagged the trainer when acting chose.
-        inference_seconds: Wall-clock seconds from the observation to the chosen action.
-        ticks: The beat's statistics of this step.
-        final: The step after the last one: its action was not sent.
-        evaluation: The world's evaluation metrics, when the trainer asked for them.
-    """
-
-    env_step: EnvStep
-    latents: torch.Tensor
-    step: AgentStep
-    hidden_after: torch.Tensor
-    weights_step: int
-    lag: int
-    inference_seconds: float
-    ticks: TickStats
-    final: bool
-    evaluation: dict[str, float] | None = None
-
-
-class NoScoring:
-    """The curiosity seen by the acting copy: scoring happens in the training process."""
-
-    style = "online"
-
-    def agent_step(self, *args: Any) -> None:
-        """Score nothing (a mechanism owning the policy scores inside it, here too)."""
-        return None
-
-
-class ActingAgent(Agent[EnvStep, npt.NDArray[np.int64]]):
-    """Encodes and acts for one world; keeps the record of the step for the trainer."""
-
-    def __init__(
-        self,
-        stage: Stage | None,
-        agent: PolicyAgent,
-        steps_left: int,
-        noop: npt.NDArray[np.int64],
-        weights: SharedWeights,
-    ) -> None:
-        """Create the acting side.
-
-        Args:
-            stage: The acting copy of the representation (None: raw observations).
-            agent: The acting copy of the policy, with the run's recurrent state.
-            steps_left: Actions still to send before the run's last step.
-            noop: Sent (and held) once the run has taken its last step.
-            weights: Where the trainer publishes (and notes its step).
-        """
-        super().__init__()
-        self.stage = stage
-        self.agent = agent
-        self.steps_left = steps_left
-        self.noop = noop
-        self.weights = weights
-        self.weights_step = weights.step
-        self.record: ActingRecord | None = None
-
-    @property
-    def finished(self) -> bool:
-        """Whether the last step's outcome was observed (no more actions go out)."""
-        return self.record is not None and self.record.final
-
-    def step(self, observation: EnvStep) -> npt.NDArray[np.int64]:
-        """Encode, act, and keep the record; the action goes out at the tick."""
-        started = time.perf_counter()
-        raw = observation.observation[None]
-        if self.stage is None:
-            latents = torch.from_numpy(np.ascontiguousarray(raw))
-        else:
-            latents = self.stage.encode(raw, offer=False)
-        starts = np.array([observation.episode_start])
-        lag = self.weights.trainer_step - self.weights_step
-        step = self.agent.act(latents, starts, score=True)
-        final = self.steps_left <= 0
-        self.record = ActingRecord(
-            env_step=observation,
-            latents=latents,
-            step=step,
-            hidden_after=self.agent.hidden.float().cpu(),
-            weights_step=self.weights_step,
-            lag=lag,
-            inference_seconds=time.perf_counter() - started,
-            ticks=TickStats(),
-            final=final,
-        )
-        if final:
-            return self.noop
-        self.steps_left -= 1
-        return np.asarray(step.actions[0].numpy(), dtype=np.int64)
-
-
-@attrs.define
-class ActingSide:
-    """Everything the acting process runs, built in the training process before the fork.
-
-    Attributes:
-        worlds: The run's (single) world, set up.
-        interaction: The beat around :attr:`agent` and the world.
-        agent: Encodes and acts.
-        modules: The acting copies that :attr:`weights` updates, by name.
-        weights: Where the trainer publishes.
-        time_scale: pamiq-core's time scale for the beat.
-        cpu: The CPU the process is pinned to (None: not pinned).
-        metrics_wanted: Set by the trainer: attach the world's evaluation metrics to
-            the next record.
-    """
-
-    worlds: Worlds
-    interaction: TickedInteraction[EnvStep, npt.NDArray[np.int64]]
-    agent: ActingAgent
-    modules: Mapping[str, nn.Module]
-    weights: SharedWeights
-    time_scale: float
-    cpu: int | None
-    metrics_wanted: Any
 
 
 def describe_error(error: BaseException) -> tuple[str, ...]:
@@ -207,11 +66,11 @@ def rebuild_error(message: tuple[str, ...]) -> BaseException:
     return RuntimeError(f"the acting process failed: {rest[0]}\n{rest[1]}")
 
 
-def acting_main(side: ActingSide, channel: Connection, parent: int) -> None:
+def acting_main(source: ActingSide | SideBuilder, channel: Connection, parent: int) -> None:
     """The acting process: step on the beat and send records until told to stop.
 
     Args:
-        side: What to run (inherited through the fork).
+        source: What to run (inherited through a fork), or what builds it (spawned).
         channel: Records and replies go out, commands come in.
         parent: The training process's pid (its disappearance ends this process).
     """
@@ -219,12 +78,14 @@ def acting_main(side: ActingSide, channel: Connection, parent: int) -> None:
     # answers it (and stops this one), so a signal here must not cut a step short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if side.cpu is not None:
-        os.sched_setaffinity(0, {side.cpu})
     torch.set_num_threads(1)
-    core_time.set_time_scale(side.time_scale)
     code = 0
+    side: ActingSide | None = None
     try:
+        side = source if isinstance(source, ActingSide) else source.build()
+        if side.cpu is not None:
+            os.sched_setaffinity(0, {side.cpu})
+        core_time.set_time_scale(side.time_scale)
         _serve(side, channel, parent)
     except (BrokenPipeError, EOFError, ConnectionResetError):
         code = 1  # the training process is gone: nobody is left to tell
@@ -235,6 +96,11 @@ def acting_main(side: ActingSide, channel: Connection, parent: int) -> None:
         # the error: stay until it says stop (or is gone).
         _wait_for_stop(channel, parent)
     finally:
+        if side is not None and side.owns_world:
+            # Already failing or orphaned (a clean stop tore it down, named): release
+            # the devices, nothing is left to report to.
+            with contextlib.suppress(Exception):
+                side.worlds.teardown()
         # Never run the training process's exit handlers or flush its buffers twice.
         os._exit(code)
 
@@ -242,7 +108,7 @@ def acting_main(side: ActingSide, channel: Connection, parent: int) -> None:
 def _serve(side: ActingSide, channel: Connection, parent: int) -> None:
     interaction, agent, weights = side.interaction, side.agent, side.weights
     interaction.setup()
-    seen = weights.version
+    seen = side.seen_version
     weights.mark_taken(seen, agent.weights_step)
     while True:
         if os.getppid() != parent:
@@ -251,7 +117,7 @@ def _serve(side: ActingSide, channel: Connection, parent: int) -> None:
             command = channel.recv()
             if command == "stop":
                 weights.set_stepping(False)
-                send(channel, ("stopped", side.worlds.state_dict(), _evaluation(side)))
+                _send_stopped(side, channel)
                 return
             if command == "pause":
                 if _pause(side, channel, parent):
@@ -289,7 +155,7 @@ def _pause(side: ActingSide, channel: Connection, parent: int) -> bool:
             continue
         command = channel.recv()
         if command == "stop":
-            send(channel, ("stopped", side.worlds.state_dict(), _evaluation(side)))
+            _send_stopped(side, channel)
             return True
         if command == "resume":
             core_time.resume()
@@ -299,6 +165,14 @@ def _pause(side: ActingSide, channel: Connection, parent: int) -> bool:
 
 def _evaluation(side: ActingSide) -> dict[str, float]:
     return side.worlds.evaluation_metrics()
+
+
+def _send_stopped(side: ActingSide, channel: Connection) -> None:
+    """Send the world's final state; a world built here is torn down first (errors named)."""
+    state, evaluation = side.worlds.state_dict(), _evaluation(side)
+    if side.owns_world:
+        side.worlds.teardown()
+    send(channel, ("stopped", state, evaluation))
 
 
 def _wait_for_stop(channel: Connection, parent: int) -> None:
@@ -327,45 +201,6 @@ def send(channel: Connection, message: object) -> None:
 def receive(channel: Connection) -> Any:
     """Receive what :func:`send` sent."""
     return pickle.loads(channel.recv_bytes())
-
-
-def build_acting_side(
-    worlds: Worlds,
-    stage: Stage | None,
-    agent: PolicyAgent,
-    modules: Mapping[str, nn.Module],
-    weights: SharedWeights,
-    *,
-    steps_left: int,
-    interval: float,
-    budget: float,
-    time_scale: float,
-    cpu: int | None,
-    metrics_wanted: Any,
-) -> ActingSide:
-    """Assemble the acting side (in the training process, before the fork).
-
-    Args:
-        worlds: The run's single world, set up.
-        stage: The representation (the child's copy of it acts), or None.
-        agent: The acting policy with the run's recurrent state.
-        modules: The modules ``weights`` carries, as the child will hold them.
-        weights: The shared weights.
-        steps_left: Actions to send before the run's last step.
-        interval: Seconds between ticks (pamiq-core's clock).
-        budget: Seconds before each tick at which its observation is taken.
-        time_scale: pamiq-core's time scale.
-        cpu: The CPU to pin the process to, or None.
-        metrics_wanted: A multiprocessing event the trainer sets to ask for metrics.
-    """
-    noop = noop_action(worlds.envs[0].action_spec)
-    acting = ActingAgent(stage, agent, steps_left, noop, weights)
-    # Errors of the world are raised in the acting process, not recorded for a thread.
-    environment = RealtimeEnvironment(worlds, Failure())
-    interaction = TickedInteraction(acting, environment, interval, budget)
-    return ActingSide(
-        worlds, interaction, acting, modules, weights, time_scale, cpu, metrics_wanted
-    )
 
 
 def split_cpus() -> tuple[int | None, set[int] | None]:

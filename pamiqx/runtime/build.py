@@ -148,10 +148,34 @@ def _check_memory_early(resolved: ResolvedExperiment, env: Environment) -> None:
     check_rollout_memory(exp.policy.rollout_steps, exp.run.num_envs, *specs, device)
 
 
-def build_components(
+@attrs.frozen
+class Networks:
+    """What acting needs of an experiment: the representation, the models and the policy.
+
+    Attributes:
+        stage: The representation.
+        models: The ``[models]`` networks (and ``policy``, whoever owns it), on the device.
+        policy: The acting network.
+        curiosity: The curiosity (it may own the policy).
+        device: Where they run.
+        who: Each role's plugin, for fault messages.
+    """
+
+    stage: Stage
+    models: dict[str, torch.nn.Module]
+    policy: PolicyNetwork
+    curiosity: Curiosity
+    device: torch.device
+    who: dict[str, PluginIdentity]
+
+
+def build_networks(
     resolved: ResolvedExperiment, envs: list[Environment], run_dir: Path | None
-) -> Components:
-    """Build models, curiosity, agent and learner for already-built worlds.
+) -> Networks:
+    """Build the representation, models, curiosity and policy for already-built worlds.
+
+    The acting process of a CUDA run (spawned, so it inherits nothing) builds its
+    copies with this too; they are built in the same order from the same seed.
 
     Args:
         resolved: The validated experiment.
@@ -159,7 +183,7 @@ def build_components(
         run_dir: The run directory.
 
     Returns:
-        The components, on the experiment's device.
+        The networks, on the experiment's device.
     """
     exp = resolved.experiment
     device = resolve_device(exp.run.device)
@@ -211,6 +235,26 @@ def build_components(
             f"[models.policy] plugin '{resolved.models['policy'].entry.name}' must build a "
             "pamiqx.api.PolicyNetwork (the PPO learner drives it)."
         )
+    return Networks(stage, models, policy, curiosity, device, who)
+
+
+def build_components(
+    resolved: ResolvedExperiment, envs: list[Environment], run_dir: Path | None
+) -> Components:
+    """Build models, curiosity, agent and learner for already-built worlds.
+
+    Args:
+        resolved: The validated experiment.
+        envs: The worlds (their specs size the models).
+        run_dir: The run directory.
+
+    Returns:
+        The components, on the experiment's device.
+    """
+    exp = resolved.experiment
+    nets = build_networks(resolved, envs, run_dir)
+    policy, device, who, stage = nets.policy, nets.device, nets.who, nets.stage
+    obs_spec, action_spec = stage.spec, envs[0].action_spec
     check_rollout_memory(
         exp.policy.rollout_steps,
         len(envs),
@@ -220,7 +264,7 @@ def build_components(
         policy.hidden_dim,
         policy.internal_action_dim,
     )
-    agent = PolicyAgent(policy, curiosity, len(envs), device, exp.run.precision, who)
+    agent = PolicyAgent(policy, nets.curiosity, len(envs), device, exp.run.precision, who)
     collector = Collector(
         agent,
         lambda: new_rollout(resolved, len(envs), obs_spec, action_spec, policy),
@@ -236,7 +280,9 @@ def build_components(
         who=who["policy"],
     )
     worlds = Worlds(envs, who["environment"])
-    return Components(worlds, stage, models, policy, curiosity, collector, learner, device, who)
+    return Components(
+        worlds, stage, nets.models, policy, nets.curiosity, collector, learner, device, who
+    )
 
 
 def build_stage(

@@ -6,16 +6,17 @@ a full rollout was handed over, and the calling thread, the control thread,
 which pauses the other two for checkpoints. Where acting runs is
 ``run.acting`` (:mod:`pamiqx.runtime.acting_arrangements`):
 
-* ``process`` (the default on a CPU): the world's beat, encoding and the policy
-  run in a process of their own with a CPU of their own
+* ``process`` (the default): the world's beat, encoding and the policy run in
+  a process of their own with a CPU of their own
   (:mod:`pamiqx.runtime.acting_process`); the inference thread stores the steps
   it sends (:mod:`pamiqx.runtime.remote`), and the trainer publishes weights
-  through shared memory;
+  through shared memory. On a CPU the process is forked; with CUDA (a CUDA
+  context does not survive a fork) it is spawned and builds its own world and
+  networks on the device (:mod:`pamiqx.runtime.acting_spawn`);
 * ``thread``: the inference thread itself keeps the beat
   (:class:`~pamiqx.runtime.ticks.TickedInteraction`: observe a budget before
   each tick, infer, send the action at the tick) with a copy of the policy the
-  trainer syncs under a lock. CUDA runs act this way: a CUDA context does not
-  survive a fork.
+  trainer syncs under a lock.
 
 Two deliberate departures from pamiq-core defaults, both for safety of data:
 acting's copy of the policy is synced by the trainer (instead of
@@ -35,11 +36,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import attrs
+import torch
 from pamiq_core import LaunchConfig, launch
 from pamiq_core.data.impls import SequentialBuffer
 from pamiq_core.state_persistence import StatesKeeper
 
-from pamiqx.runtime.acting_arrangements import process_side, thread_side
+from pamiqx.api.errors import PamiqxError
+from pamiqx.experiment import ResolvedExperiment
+from pamiqx.runtime.acting_arrangements import ProcessSettings, process_side, thread_side
 from pamiqx.runtime.acting_process import split_cpus
 from pamiqx.runtime.build import Components
 from pamiqx.runtime.realtime_agent import ROLLOUTS, RealtimeAgent
@@ -83,15 +87,36 @@ class RealtimeSettings:
             training phase only).
         acting: ``process``: acting in its own process (:mod:`pamiqx.runtime.acting_process`);
             ``thread``: in pamiq-core's inference thread of this process.
+        acting_start: How that process starts: ``fork``, ``spawn`` (it builds its own
+            world and networks: :mod:`pamiqx.runtime.acting_spawn`), or ``auto``: fork
+            on a CPU, spawn with CUDA.
     """
 
     time_scale: float = 1.0
     budget: float = 0.015
     max_staleness: int = 0
     acting: Literal["process", "thread"] = "process"
+    acting_start: Literal["auto", "fork", "spawn"] = "auto"
+
+    def start_method(self, device: torch.device) -> Literal["fork", "spawn"]:
+        """Return how the acting process starts on ``device``.
+
+        Raises:
+            PamiqxError: ``fork`` was asked for on CUDA.
+        """
+        cuda = device.type == "cuda"
+        if self.acting_start == "fork" and cuda:
+            raise PamiqxError(
+                "run.acting_start = 'fork' cannot act on CUDA: a CUDA context does not "
+                "survive a fork. Use 'auto' or 'spawn' (or run.acting = 'thread')."
+            )
+        if self.acting_start == "auto":
+            return "spawn" if cuda else "fork"
+        return self.acting_start
 
 
 def run_realtime(
+    resolved: ResolvedExperiment,
     components: Components,
     start_step: int,
     max_steps: int,
@@ -106,6 +131,7 @@ def run_realtime(
     """Run a real-time world with pamiq-core until ``max_steps`` or a stop request.
 
     Args:
+        resolved: The experiment (a spawned acting process builds its side from it).
         components: Worlds (exactly one), collector, curiosity and learner.
         start_step: Steps already done.
         max_steps: Steps to reach.
@@ -128,11 +154,18 @@ def run_realtime(
     import torch._dynamo
 
     failure = Failure()
-    in_process = settings.acting == "process" and components.device.type == "cpu"
+    in_process = settings.acting == "process"
     acting_cpu, training_cpus = split_cpus() if in_process else (None, None)
     args = (components, start_step, max_steps, on_step, failure, interval, budget)
     if in_process:
-        side = process_side(*args, settings.time_scale, acting_cpu, checkpoint)
+        how = ProcessSettings(
+            settings.start_method(components.device),
+            settings.time_scale,
+            acting_cpu,
+            resolved,
+            run_dir,
+        )
+        side = process_side(*args, how, checkpoint)
     else:
         side = thread_side(*args, checkpoint)
 

@@ -1,7 +1,7 @@
 """The training process's side of a real-time run whose acting runs in its own process.
 
 pamiq-core's inference thread keeps its place: :class:`RemoteInteraction` takes
-each :class:`~pamiqx.runtime.acting_process.ActingRecord` the acting process
+each :class:`~pamiqx.runtime.acting_side.ActingRecord` the acting process
 sends and hands it to the same :class:`~pamiqx.runtime.realtime.RealtimeAgent`
 and :class:`~pamiqx.runtime.collector.Collector` a thread-mode run uses, through
 two stand-ins for what moved away:
@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing.context
 import os
+import pickle
 import signal
 import threading
 import warnings
@@ -38,14 +39,9 @@ from pamiq_core.interaction import Interaction
 from pamiqx.api.curiosity import Curiosity
 from pamiqx.api.environment import EnvStep
 from pamiqx.api.errors import PamiqxError
-from pamiqx.faults import UNNAMED_CURIOSITY, PluginIdentity, blame, check_rewards
-from pamiqx.runtime.acting_process import (
-    ActingRecord,
-    ActingSide,
-    acting_main,
-    rebuild_error,
-    receive,
-)
+from pamiqx.faults import UNNAMED_CURIOSITY, PluginIdentity, blame, check_rewards, summarise
+from pamiqx.runtime.acting_process import acting_main, rebuild_error, receive
+from pamiqx.runtime.acting_side import ActingRecord, ActingSide, SideBuilder
 from pamiqx.runtime.agent import AgentStep, Bootstrap
 from pamiqx.runtime.realtime_world import Failure
 from pamiqx.runtime.stage import Stage
@@ -61,25 +57,44 @@ class ActingProcessDied(PamiqxError):
 
 
 class ActingProcess:
-    """The training process's handle on the acting process (fork, pipe, liveness)."""
+    """The training process's handle on the acting process (start, pipe, liveness)."""
 
-    def __init__(self, side: ActingSide, context: multiprocessing.context.BaseContext) -> None:
-        """Prepare the process; :meth:`start` forks it."""
+    def __init__(
+        self, source: ActingSide | SideBuilder, context: multiprocessing.context.BaseContext
+    ) -> None:
+        """Prepare the process; :meth:`start` starts it.
+
+        Args:
+            source: The side to run (forked), or what builds it (spawned).
+            context: The ``fork`` or ``spawn`` multiprocessing context.
+        """
         self._channel, self._child_end = context.Pipe(duplex=True)
         self.process = context.Process(  # type: ignore[attr-defined]
             target=acting_main,
-            args=(side, self._child_end, os.getpid()),
+            args=(source, self._child_end, os.getpid()),
             name="pamiqx-acting",
             daemon=True,
         )
 
     def start(self) -> None:
-        """Fork the acting process."""
+        """Start the acting process.
+
+        Raises:
+            PamiqxError: A spawned process could not be sent the experiment.
+        """
         with warnings.catch_warnings():
             # Python warns about forking a process that runs threads: the child only
             # runs the acting loop and takes none of the locks the others hold.
             warnings.filterwarnings("ignore", message=".*fork\\(\\) may lead to deadlocks")
-            self.process.start()
+            try:
+                self.process.start()
+            except (pickle.PicklingError, AttributeError, TypeError) as error:
+                raise PamiqxError(
+                    "the spawned acting process (run.acting_start, 'spawn' on CUDA) is sent the "
+                    f"experiment by pickle, and it could not be pickled: {summarise(error)}. "
+                    "A plugin's classes and options must be importable from a module; "
+                    "run.acting = 'thread' acts in this process instead."
+                ) from error
         self._child_end.close()
 
     def send(self, command: str) -> None:

@@ -37,6 +37,7 @@ from pamiqx.runtime.startup import (
     write_experiment_file,
 )
 from pamiqx.runtime.summary import summary_lines
+from pamiqx.runtime.worlds import Worlds
 from pamiqx.tracking import Tracker, open_tracker, prepare_repository
 
 EXIT_INTERRUPTED = {"SIGINT": 130, "SIGTERM": 143}
@@ -211,6 +212,7 @@ def run_experiment(
     stop = StopRequest()
     place = Place()
     started: list[Environment] = []
+    worlds: Worlds | None = None
     tracker: Tracker | None = None
     preparing: threading.Thread | None = None
     with startup_signals(stop) as guard:
@@ -227,6 +229,9 @@ def run_experiment(
                 set_up(env, resolved)
                 started.append(env)
             components = build_components(resolved, envs, place.run_dir)
+            # From here the worlds tear themselves down (once, whoever asks first).
+            started.clear()
+            worlds = components.worlds
             if place.state is not None and place.source is not None:
                 restore(components, place.state, place.source)
             if not place.created:
@@ -250,6 +255,8 @@ def run_experiment(
                 tracker.close()
             for env in started:
                 env.teardown()
+            if worlds is not None:
+                worlds.teardown()
 
 
 def _remove_unstarted(place: Place, guard: StartupSignals) -> None:
@@ -315,8 +322,10 @@ def _drive(
                     exp.run.inference_budget_ms / 1e3,
                     exp.run.max_staleness,
                     exp.run.acting,
+                    exp.run.acting_start,
                 )
                 run_realtime(
+                    resolved,
                     components,
                     run.step,
                     exp.run.max_steps,

@@ -25,6 +25,8 @@ class Worlds:
         self.envs = envs
         self.who = who
         self.spec = envs[0].observation_spec
+        # Indices of the worlds already torn down.
+        self._released: set[int] = set()
 
     def observe_one(self, env: Environment) -> EnvStep:
         """Observe one world and check what it returned against its spec."""
@@ -76,3 +78,17 @@ class Worlds:
         for env, state in zip(self.envs, states, strict=True):
             with blame(self.who, "load_state_dict()"):
                 env.load_state_dict(state)
+
+    def teardown(self) -> None:
+        """Tear the worlds down once (a second call does nothing).
+
+        Their objects still answer ``state_dict`` and ``load_state_dict``: a real-time
+        run whose spawned acting process builds its own world tears this one down
+        before it starts, so a device (a camera) is never held twice, and keeps it
+        for checkpoints.
+        """
+        for index, env in enumerate(self.envs):
+            if index not in self._released:
+                self._released.add(index)
+                with blame(self.who, "teardown()"):
+                    env.teardown()
