@@ -54,6 +54,8 @@ def _acting_children() -> list[multiprocessing.Process]:
     return [p for p in multiprocessing.active_children() if p.name == "pamiqx-acting"]
 
 
+# A thread's traceback printed before the run's one-paragraph error fails the test.
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 @pytest.mark.parametrize("start", ["fork", "spawn"])
 def test_a_world_that_raises_in_the_acting_process_is_named(
     start: str, dist_root: Path, tmp_path: Path, write_toml: Callable[..., Path]
@@ -72,6 +74,8 @@ def test_a_world_that_raises_in_the_acting_process_is_named(
     assert not _acting_children()
 
 
+# A thread's traceback printed before the run's one-paragraph error fails the test.
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 @pytest.mark.parametrize("start", ["fork", "spawn"])
 def test_kill_9_of_the_acting_process_stops_the_run_and_it_resumes(
     start: str, dist_root: Path, tmp_path: Path, write_toml: Callable[..., Path]

@@ -206,14 +206,15 @@ def run_realtime(
             # (`python -m bench.beat --seconds 30`, quickstart at 10 Hz: 10 overruns of
             # 291 and jitter p99 8.9 ms at 1 ms, 1 and 3.7 ms at 0.2 ms).
             sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-        _launch(
-            side.interaction,
-            trainer,
-            states_dir,
-            control_tick,
-            side.checkpoint,
-            settings.time_scale,
-        )
+        with failure.quiet_threads():
+            _launch(
+                side.interaction,
+                trainer,
+                states_dir,
+                control_tick,
+                side.checkpoint,
+                settings.time_scale,
+            )
     finally:
         torch.set_num_threads(threads)
         sys.setswitchinterval(switch_interval)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -51,9 +52,12 @@ class Failure:
     def __init__(self) -> None:
         """Start with no failure."""
         self.error: BaseException | None = None
+        # Every error recorded (the first is re-raised; later ones are its consequences).
+        self._recorded: list[BaseException] = []
 
     def record(self, error: BaseException) -> None:
         """Keep the first error."""
+        self._recorded.append(error)
         if self.error is None:
             self.error = error
 
@@ -65,6 +69,26 @@ class Failure:
         except BaseException as error:
             self.record(error)
             raise
+
+    @contextmanager
+    def quiet_threads(self) -> Iterator[None]:
+        """Keep the threads' recorded errors from printing tracebacks.
+
+        A recorded error ends its pamiq-core thread by propagating; Python's thread
+        hook would print it as a raw traceback before the run reports it in one
+        paragraph. Errors nobody recorded still reach the previous hook.
+        """
+        previous = threading.excepthook
+
+        def hook(args: threading.ExceptHookArgs) -> None:
+            if not any(args.exc_value is error for error in self._recorded):
+                previous(args)
+
+        threading.excepthook = hook
+        try:
+            yield
+        finally:
+            threading.excepthook = previous
 
 
 def noop_action(spec: ActionSpec) -> npt.NDArray[np.int64]:
