@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,6 +10,10 @@ from contextlib import contextmanager
 import numpy as np
 import numpy.typing as npt
 from pamiq_core import Environment as CoreEnvironment
+from pamiq_core.thread.threads.control import ControlThread
+from pamiq_core.thread.threads.inference import InferenceThread
+from pamiq_core.thread.threads.training import TrainingThread
+from pamiq_core.utils.reflection import get_class_module_path
 
 from pamiqx.api.environment import EnvStep
 from pamiqx.api.plugin import ActionSpec
@@ -70,25 +75,39 @@ class Failure:
             self.record(error)
             raise
 
+    def _is_recorded(self, error: BaseException | None) -> bool:
+        return any(error is recorded for recorded in self._recorded)
+
     @contextmanager
     def quiet_threads(self) -> Iterator[None]:
         """Keep the threads' recorded errors from printing tracebacks.
 
-        A recorded error ends its pamiq-core thread by propagating; Python's thread
-        hook would print it as a raw traceback before the run reports it in one
-        paragraph. Errors nobody recorded still reach the previous hook.
+        A recorded error ends its pamiq-core thread by propagating: pamiq-core logs
+        it with its traceback and Python's thread hook prints it again, both before
+        the run reports it in one paragraph. Errors nobody recorded still print.
         """
         previous = threading.excepthook
 
         def hook(args: threading.ExceptHookArgs) -> None:
-            if not any(args.exc_value is error for error in self._recorded):
+            if not self._is_recorded(args.exc_value):
                 previous(args)
 
+        def unrecorded(record: logging.LogRecord) -> bool:
+            return record.exc_info is None or not self._is_recorded(record.exc_info[1])
+
+        loggers = [
+            logging.getLogger(get_class_module_path(thread))
+            for thread in (InferenceThread, TrainingThread, ControlThread)
+        ]
         threading.excepthook = hook
+        for logger in loggers:
+            logger.addFilter(unrecorded)
         try:
             yield
         finally:
             threading.excepthook = previous
+            for logger in loggers:
+                logger.removeFilter(unrecorded)
 
 
 def noop_action(spec: ActionSpec) -> npt.NDArray[np.int64]:
