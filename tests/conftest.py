@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from pamiqx.cli import app
@@ -59,3 +60,15 @@ def dist_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
         module = sys.modules[name]
         if str(getattr(module, "__file__", "") or "").startswith(str(root)):
             del sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Run a module's tests on one torch thread (``pytestmark = usefixtures(...)``).
+
+    Tiny matrices: extra threads only contend (10x slower on a loaded 2-core machine).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

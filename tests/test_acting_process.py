@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
@@ -50,19 +50,36 @@ def _run(path: Path, *overrides: str, resume: str | None = None) -> tuple[int, s
     return code, console.getvalue()
 
 
+@pytest.fixture
+def _no_thread_traceback(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    yield
+    # pamiq-core's thread did not log the error with a traceback before the run reported it.
+    assert not [r for r in caplog.records if r.exc_info is not None]
+
+
+def _a_fault_in_either_start(test: Callable[..., None]) -> Callable[..., None]:
+    """Run ``test`` with a forked and a spawned acting process, its error reported alone.
+
+    The run's one-paragraph error must come alone: a thread's traceback, logged by
+    pamiq-core or printed by Python's thread hook, fails the test.
+    """
+    marks = (
+        pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning"),
+        pytest.mark.usefixtures("_no_thread_traceback"),
+        pytest.mark.parametrize("start", ["fork", "spawn"]),
+    )
+    for mark in marks:
+        test = mark(test)
+    return test
+
+
 def _acting_children() -> list[multiprocessing.Process]:
     return [p for p in multiprocessing.active_children() if p.name == "pamiqx-acting"]
 
 
-# A thread's traceback printed before the run's one-paragraph error fails the test.
-@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
-@pytest.mark.parametrize("start", ["fork", "spawn"])
+@_a_fault_in_either_start
 def test_a_world_that_raises_in_the_acting_process_is_named(
-    start: str,
-    dist_root: Path,
-    tmp_path: Path,
-    write_toml: Callable[..., Path],
-    caplog: pytest.LogCaptureFixture,
+    start: str, dist_root: Path, tmp_path: Path, write_toml: Callable[..., Path]
 ) -> None:
     install_ticking_world(dist_root)
     path = write_toml(_experiment(tmp_path / "logs", max_steps=400))
@@ -71,8 +88,6 @@ def test_a_world_that_raises_in_the_acting_process_is_named(
     text = str(fault.value)
     assert "environment plugin 'ticking-world' (pamiqx-ticking 1.0) failed in observe()" in text
     assert "OSError: the camera went away" in text and "\n" not in text
-    # pamiq-core's thread does not log it with a traceback before the run reports it.
-    assert not [r for r in caplog.records if r.exc_info is not None]
     [run_dir] = (tmp_path / "logs" / "realtime").iterdir()
     last = list_checkpoints(run_dir)[-1]
     assert read_meta(last)["step"] in range(128, 150)  # the last good one, loadable
@@ -80,15 +95,9 @@ def test_a_world_that_raises_in_the_acting_process_is_named(
     assert not _acting_children()
 
 
-# A thread's traceback printed before the run's one-paragraph error fails the test.
-@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
-@pytest.mark.parametrize("start", ["fork", "spawn"])
+@_a_fault_in_either_start
 def test_kill_9_of_the_acting_process_stops_the_run_and_it_resumes(
-    start: str,
-    dist_root: Path,
-    tmp_path: Path,
-    write_toml: Callable[..., Path],
-    caplog: pytest.LogCaptureFixture,
+    start: str, dist_root: Path, tmp_path: Path, write_toml: Callable[..., Path]
 ) -> None:
     install_ticking_world(dist_root)
     logs = tmp_path / "logs"
@@ -109,7 +118,6 @@ def test_kill_9_of_the_acting_process_stops_the_run_and_it_resumes(
     killer.join()
     assert "the acting process (pid" in str(died.value)
     assert "was killed by SIGKILL" in str(died.value)
-    assert not [r for r in caplog.records if r.exc_info is not None]  # no traceback logged
     [run_dir] = (logs / "realtime").iterdir()
     for checkpoint in list_checkpoints(run_dir):
         load_checkpoint(checkpoint, "realtime")

@@ -8,7 +8,7 @@ than chance (expected reward 0) while a policy that remembers earns 1.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -23,19 +23,12 @@ from pamiqx.models.actor_critic import ActorCritic
 from pamiqx.models.core_policy import CorePolicy
 from pamiqx.testing import TrainingHarness
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 DELAY = 4  # steps from the cue to the query
 PHASES = 10  # the qlstm policy answers every query after ~5 on this task
 OBS = ObservationSpec(shape=(3,), dtype="float32", kind="vector")
 ACTIONS = ActionSpec(kind="discrete", nvec=(2,))
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Tiny matrices: extra threads only contend (10x slower on a loaded 2-core machine).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class CueRecall:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import weakref
-from collections.abc import Iterator
 
 import attrs
 import numpy as np
@@ -44,18 +43,12 @@ from pamiqx.runtime.agent import PolicyAgent
 from pamiqx.runtime.collector import Collector
 from pamiqx.runtime.rollout import Rollout
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ONE = ObservationSpec((1,), "float32", "vector")
 TWO = ActionSpec("discrete", (2,))
 CPU = torch.device("cpu")
 TOY = PluginIdentity("policy", "toy", "pamiqx-toy", "0.1")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 class ToyGroups(PolicyNetwork):

@@ -14,8 +14,14 @@ import torch
 
 from pamiqx.api.curiosity import Curiosity
 from pamiqx.experiment import ResolvedExperiment
-from pamiqx.runtime.acting_side import ActingSide, BeatSettings, NoScoring, build_acting_side
-from pamiqx.runtime.acting_spawn import ActingRecipe, acting_modules
+from pamiqx.runtime.acting_side import (
+    ActingSide,
+    BeatSettings,
+    NoScoring,
+    acting_modules,
+    build_acting_side,
+)
+from pamiqx.runtime.acting_spawn import ActingRecipe
 from pamiqx.runtime.agent import PolicyAgent
 from pamiqx.runtime.build import Components
 from pamiqx.runtime.collector import Collector
@@ -48,6 +54,31 @@ class ProcessSettings:
     run_dir: Path | None
 
 
+@attrs.frozen
+class ActingInputs:
+    """What either arrangement is built from.
+
+    Attributes:
+        components: The run's components (its collector is replaced by the storing one).
+        start_step: Steps already done.
+        max_steps: Steps to reach.
+        on_step: Called after each step stored.
+        failure: Where the threads' errors are recorded.
+        interval: Seconds between ticks (pamiq-core's clock).
+        budget: Seconds before each tick at which its observation is taken.
+        checkpoint: Writes a checkpoint while the threads are paused.
+    """
+
+    components: Components
+    start_step: int
+    max_steps: int
+    on_step: Callable[[int], None]
+    failure: Failure
+    interval: float
+    budget: float
+    checkpoint: Callable[[], object]
+
+
 @attrs.define
 class ActingArrangement:
     """Where acting runs, as the trainer and the control thread see it.
@@ -71,17 +102,9 @@ class ActingArrangement:
     start: Callable[[], None] = lambda: None
 
 
-def thread_side(
-    components: Components,
-    start_step: int,
-    max_steps: int,
-    on_step: Callable[[int], None],
-    failure: Failure,
-    interval: float,
-    budget: float,
-    checkpoint: Callable[[], object],
-) -> ActingArrangement:
+def thread_side(run: ActingInputs) -> ActingArrangement:
     """Acting in pamiq-core's inference thread, with a copy of the policy synced under a lock."""
+    components = run.components
     lock = threading.Lock()
     acting_policy = copy.deepcopy(components.policy).eval()
     acting = PolicyAgent(
@@ -91,45 +114,33 @@ def thread_side(
         components.device,
         components.collector.agent.precision,
     )
-    agent = _storing_agent(
-        components, acting, components.stage, lock, start_step, max_steps, on_step, failure
-    )
+    agent = _storing_agent(run, acting, components.stage, lock)
     # A budget near the interval would leave no time between an action and the next
     # observation: the world would be observed before it could respond.
     interaction = TickedInteraction(
-        agent, RealtimeEnvironment(components.worlds, failure), interval, budget
+        agent, RealtimeEnvironment(components.worlds, run.failure), run.interval, run.budget
     )
 
     link = CopyLink(
         components.policy, acting_policy, lock, lambda: components.learner.gradient_steps
     )
     return ActingArrangement(
-        interaction, link, components.worlds.evaluation_metrics, checkpoint, agent, link.lag
+        interaction, link, components.worlds.evaluation_metrics, run.checkpoint, agent, link.lag
     )
 
 
-def process_side(
-    components: Components,
-    start_step: int,
-    max_steps: int,
-    on_step: Callable[[int], None],
-    failure: Failure,
-    interval: float,
-    budget: float,
-    settings: ProcessSettings,
-    checkpoint: Callable[[], object],
-) -> ActingArrangement:
+def process_side(run: ActingInputs, settings: ProcessSettings) -> ActingArrangement:
     """Acting in its own process; records stored here, weights through shared memory."""
-    c = components
+    c = run.components
     context = multiprocessing.get_context(settings.start_method)
     modules = acting_modules(c.policy, c.stage.modules())
     weights = SharedWeights(modules, context)
     weights.publish(modules, c.learner.gradient_steps)  # version 1: what acting starts with
     metrics_wanted = context.Event()
     beat = BeatSettings(
-        steps_left=max_steps - start_step,
-        interval=interval,
-        budget=budget,
+        steps_left=run.max_steps - run.start_step,
+        interval=run.interval,
+        budget=run.budget,
         time_scale=settings.time_scale,
         cpu=settings.cpu,
         metrics_wanted=metrics_wanted,
@@ -147,7 +158,7 @@ def process_side(
             c.worlds.state_dict(),
             c.collector.agent.state_dict(),
             weights,
-            seed=settings.resolved.experiment.seed + start_step,
+            seed=settings.resolved.experiment.seed + run.start_step,
             beat=beat,
             run_dir=settings.run_dir,
         )
@@ -155,17 +166,8 @@ def process_side(
     remote = RemoteAgent(c.curiosity, c.device, c.who["curiosity"])
     # Duck-typed: the collector only calls the agent's act/bootstrap/state and encode.
     stage = cast(Stage, RecordedStage(c.stage, remote))
-    agent = _storing_agent(
-        c,
-        cast(PolicyAgent, remote),
-        stage,
-        threading.Lock(),
-        start_step,
-        max_steps,
-        on_step,
-        failure,
-    )
-    interaction = RemoteInteraction(agent, remote, process, c.worlds, failure)
+    agent = _storing_agent(run, cast(PolicyAgent, remote), stage, threading.Lock())
+    interaction = RemoteInteraction(agent, remote, process, c.worlds, run.failure)
 
     def evaluation() -> dict[str, float]:
         metrics_wanted.set()  # fresh numbers with the next record, for the next phase
@@ -174,7 +176,7 @@ def process_side(
     def paused_checkpoint() -> object:
         # The control thread saves once the inference thread stored every step the
         # world took before the pause; after a failure the last good checkpoint stays.
-        return checkpoint() if interaction.wait_paused() else None
+        return run.checkpoint() if interaction.wait_paused() else None
 
     def staleness() -> int:
         # Measured by acting itself, as it chose the action.
@@ -194,19 +196,15 @@ def process_side(
 
 
 def _storing_agent(
-    components: Components,
-    acting: PolicyAgent,
-    stage: Stage,
-    lock: threading.Lock,
-    start_step: int,
-    max_steps: int,
-    on_step: Callable[[int], None],
-    failure: Failure,
+    run: ActingInputs, acting: PolicyAgent, stage: Stage, lock: threading.Lock
 ) -> RealtimeAgent:
     """A collector around ``acting`` continuing the run's, and the agent storing through it."""
+    components = run.components
     # Full rollouts go to the training thread on the CPU, one transfer per rollout.
     collector = Collector(acting, components.collector.make_rollout, torch.device("cpu"), stage)
     collector.load_state_dict(components.collector.state_dict())
     components.collector = collector
     noop = noop_action(components.envs[0].action_spec)
-    return RealtimeAgent(collector, lock, start_step, max_steps, on_step, failure, noop)
+    return RealtimeAgent(
+        collector, lock, run.start_step, run.max_steps, run.on_step, run.failure, noop
+    )

@@ -192,6 +192,13 @@ class BeatSettings:
     metrics_wanted: Any
 
 
+def acting_modules(
+    policy: torch.nn.Module, stage_modules: Mapping[str, torch.nn.Module]
+) -> dict[str, torch.nn.Module]:
+    """The modules the shared weights carry, by name (both sides lay them out so)."""
+    return {"policy": policy, **{f"stage.{k}": m for k, m in stage_modules.items()}}
+
+
 def build_acting_side(
     worlds: Worlds,
     stage: Stage | None,

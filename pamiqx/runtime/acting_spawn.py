@@ -22,7 +22,6 @@ actions) and the shared weights. The child then
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -32,19 +31,18 @@ import torch
 from pamiqx.api.curiosity import Curiosity
 from pamiqx.api.environment import Environment
 from pamiqx.experiment import ResolvedExperiment
-from pamiqx.runtime.acting_side import ActingSide, BeatSettings, NoScoring, build_acting_side
+from pamiqx.runtime.acting_side import (
+    ActingSide,
+    BeatSettings,
+    NoScoring,
+    acting_modules,
+    build_acting_side,
+)
 from pamiqx.runtime.agent import PolicyAgent
 from pamiqx.runtime.build import build_environments, build_networks
 from pamiqx.runtime.shared_weights import SharedWeights
 from pamiqx.runtime.startup import set_up
 from pamiqx.runtime.worlds import Worlds
-
-
-def acting_modules(
-    policy: torch.nn.Module, stage_modules: Mapping[str, torch.nn.Module]
-) -> dict[str, torch.nn.Module]:
-    """The modules the shared weights carry, by name (both sides lay them out so)."""
-    return {"policy": policy, **{f"stage.{k}": m for k, m in stage_modules.items()}}
 
 
 @attrs.frozen

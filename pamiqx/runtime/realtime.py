@@ -43,7 +43,12 @@ from pamiq_core.state_persistence import StatesKeeper
 
 from pamiqx.api.errors import PamiqxError
 from pamiqx.experiment import ResolvedExperiment
-from pamiqx.runtime.acting_arrangements import ProcessSettings, process_side, thread_side
+from pamiqx.runtime.acting_arrangements import (
+    ActingInputs,
+    ProcessSettings,
+    process_side,
+    thread_side,
+)
 from pamiqx.runtime.acting_process import split_cpus
 from pamiqx.runtime.build import Components
 from pamiqx.runtime.realtime_agent import ROLLOUTS, RealtimeAgent
@@ -156,7 +161,9 @@ def run_realtime(
     failure = Failure()
     in_process = settings.acting == "process"
     acting_cpu, training_cpus = split_cpus() if in_process else (None, None)
-    args = (components, start_step, max_steps, on_step, failure, interval, budget)
+    inputs = ActingInputs(
+        components, start_step, max_steps, on_step, failure, interval, budget, checkpoint
+    )
     if in_process:
         how = ProcessSettings(
             settings.start_method(components.device),
@@ -165,9 +172,9 @@ def run_realtime(
             resolved,
             run_dir,
         )
-        side = process_side(*args, how, checkpoint)
+        side = process_side(inputs, how)
     else:
-        side = thread_side(*args, checkpoint)
+        side = thread_side(inputs)
 
     def timing() -> dict[str, float]:
         return {**side.agent.timing(), **tick_metrics(side.interaction.take_stats())}

@@ -11,7 +11,6 @@ import copy
 import io
 import math
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,16 +71,6 @@ PLUGINS: dict[str, tuple[type[CuriosityPlugin], type[Any]]] = {
     "delta-minimize": (DeltaMinimizePlugin, DeltaMinimizeOptions),
     "meta": (MetaPlugin, MetaOptions),
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # These models are tiny: one intra-op thread is faster than two, and immune to
-    # oversubscription when other processes share the cores.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _small(name: str, **extra: Any) -> ContractSetup:

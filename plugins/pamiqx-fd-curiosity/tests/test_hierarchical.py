@@ -6,7 +6,6 @@ Layer 0 observes the representation stage's latents: ``(32,)`` vectors here, and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,14 +22,6 @@ MULTI = ActionSpec("multi_discrete", (3, 3, 2))
 VECTORS = ObservationSpec((32,), "float32", "vector")
 TOKENS = ObservationSpec((16, 8), "float32", "tokens")
 SMALL: dict[str, Any] = {"hidden_dim": 32, "goal_dim": 4, "period": 2}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _build(

@@ -7,7 +7,6 @@ combination of the options that change the state layout.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,14 +30,6 @@ MULTI = ActionSpec("multi_discrete", (3, 3, 2))
 VECTORS = ObservationSpec((12,), "float32", "vector")
 TOKENS = ObservationSpec((4, 3), "float32", "tokens")  # 12 values too
 SMALL: dict[str, Any] = {"hidden_dim": 16, "goal_dim": 3, "period": 2, "core_depth": 2}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _build(spec: ObservationSpec = VECTORS, **options: Any) -> HierarchicalCuriosity:

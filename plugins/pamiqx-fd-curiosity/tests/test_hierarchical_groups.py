@@ -7,7 +7,6 @@ The reference trains one PPO per layer, each on its own blended reward
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -30,14 +29,6 @@ OWN: dict[str, Any] = {
     "period": 2,
     "upper_policy_training": "own-ppo",
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _build(**options: Any) -> HierarchicalCuriosity:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,14 +26,6 @@ from pamiqx.api import ActionSpec, BuildContext, ObservationSpec
 DISCRETE = ActionSpec("discrete", (4,))
 VECTORS = ObservationSpec((32,), "float32", "vector")
 SMALL: dict[str, Any] = {"hidden_dim": 32, "goal_dim": 4, "period": 2}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _network(**options: Any) -> HierarchicalNetwork:

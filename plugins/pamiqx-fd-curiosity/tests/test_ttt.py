@@ -6,7 +6,6 @@ heads and chunks of 4 steps, so windows cross chunk boundaries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,14 +28,6 @@ STACK: dict[str, Any] = {
     "prediction_delay": 3,
 }
 FAST: dict[str, Any] = {"hidden_dim": 16, "internal_dim": 3, "ttt_dim": 8, "prediction_delay": 3}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _network(**options: Any) -> UnifiedNetwork:

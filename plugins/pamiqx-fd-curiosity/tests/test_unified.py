@@ -8,7 +8,6 @@ encoder on the world's images.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -35,14 +34,6 @@ TTT_SMALL: dict[str, Any] = {**SMALL, "ttt_dim": 8, "prediction_delay": 4}
 VECTORS = ObservationSpec((32,), "float32", "vector")
 TOKENS = ObservationSpec((16, 8), "float32", "tokens")
 IMAGES = ObservationSpec((16, 16, 3), "uint8", "image")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _build(
